@@ -35,7 +35,7 @@ def words_from_candidate_transcript(transcript: Any) -> List[Dict[str, Any]]:
     """
     word = ""
     words = []  # type: List[Dict[str, Any]]
-    word_start_time = 0.0
+    word_start_time = 0  # type: float  (an int 0 as upstream: JSON shows 0, not 0.0)
     tokens = transcript.tokens
     for i, token in enumerate(tokens):
         if token.text != " ":
@@ -48,7 +48,7 @@ def words_from_candidate_transcript(transcript: Any) -> List[Dict[str, Any]]:
                 duration = 0
             words.append({"word": word, "start_time ": round(word_start_time, 4), "duration": round(duration, 4)})
             word = ""
-            word_start_time = 0.0
+            word_start_time = 0
     return words
 
 

@@ -1,0 +1,173 @@
+"""Helpers of the deepspeech-compat tests: artifacts table, cache, official wheels, worker runs.
+
+Stdlib only (the pure-Python tests also run under Python 3.7 and 3.13).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from typing import Any, Dict, List, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROJECT = os.path.dirname(HERE)  # python/deepspeech-compat
+REPO = os.path.dirname(os.path.dirname(PROJECT))
+ARTIFACTS_YML = os.path.join(REPO, "artifacts.yml")
+FIXTURE = os.path.join(REPO, "files", "fixture")
+WORKER = os.path.join(HERE, "dscompat_worker.py")
+
+# Which official wheel provides each x86_64 flavour (any cp tag: only the .so is used).
+FLAVOUR_WHEELS = {
+    "tflite": ("deepspeech_tflite_wheel", "0.7.4", "amd64-cp38"),
+    "tensorflow": ("deepspeech_wheel", "0.7.4", "amd64-cp38"),
+}
+ARMHF_WHEEL = ("deepspeech_wheel", "0.7.4", "armhf-cp37")
+
+
+def cache_dir() -> str:
+    return os.environ.get("PI_VOICE_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pi-voice")
+
+
+def _scalar(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
+
+
+def load_artifacts(path: str = ARTIFACTS_YML) -> Dict[str, Any]:
+    """Parse artifacts.yml (block mappings of plain scalars: the subset the file uses)."""
+    root: Dict[str, Any] = {}
+    stack = [(-1, root)]
+    with open(path, encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, 1):
+            line = raw.rstrip("\n")
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#") or stripped == "---":
+                continue
+            indent = len(line) - len(line.lstrip(" "))
+            match = re.match(r"^(\"[^\"]*\"|'[^']*'|[^:#]+):(?:\s+(.*?))?\s*(?:#.*)?$", stripped)
+            if not match:
+                raise ValueError("{}:{}: cannot parse {!r}".format(path, number, line))
+            key, value = _scalar(match.group(1)), match.group(2)
+            while stack[-1][0] >= indent:
+                stack.pop()
+            parent = stack[-1][1]
+            if value:
+                parent[key] = _scalar(value)
+            else:
+                child: Dict[str, Any] = {}
+                parent[key] = child
+                stack.append((indent, child))
+    return root["artifacts"]
+
+
+def artifact(name: str, version: str, variant: str) -> Dict[str, str]:
+    return load_artifacts()[name][version][variant]
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_artifact(name: str, version: str, variant: str) -> str:
+    """The artifact's file in the cache, downloaded once and sha256-checked."""
+    entry = artifact(name, version, variant)
+    directory = os.path.join(cache_dir(), "downloads")
+    os.makedirs(directory, exist_ok=True)
+    target = os.path.join(directory, entry["filename"])
+    if os.path.isfile(target) and sha256_file(target) == entry["sha256"]:
+        return target
+    handle, partial = tempfile.mkstemp(prefix=".part-", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(entry["url"], timeout=120) as response:
+            shutil.copyfileobj(response, out)
+        actual = sha256_file(partial)
+        if actual != entry["sha256"]:
+            raise AssertionError("{} downloaded with sha256 {}, artifacts.yml says {}".format(entry["url"], actual, entry["sha256"]))
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return target
+
+
+def extract_library(wheel_path: str) -> str:
+    """libdeepspeech.so of an official wheel, extracted once into the cache."""
+    directory = os.path.join(cache_dir(), "deepspeech-compat", sha256_file(wheel_path)[:16])
+    target = os.path.join(directory, "libdeepspeech.so")
+    if not os.path.isfile(target):
+        os.makedirs(directory, exist_ok=True)
+        with zipfile.ZipFile(wheel_path) as archive:
+            data = archive.read("deepspeech/lib/libdeepspeech.so")
+        partial = target + ".part"
+        with open(partial, "wb") as handle:
+            handle.write(data)
+        os.chmod(partial, 0o755)
+        os.replace(partial, target)
+    return target
+
+
+def read_from_wheel(wheel_path: str, member: str) -> str:
+    with zipfile.ZipFile(wheel_path) as archive:
+        return archive.read(member).decode("utf-8")
+
+
+def package_env(library: Optional[str] = None) -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = PROJECT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("DEEPSPEECH_LIBRARY", None)
+    if library:
+        env["DEEPSPEECH_LIBRARY"] = library
+    return env
+
+
+class WorkerResult(object):
+    def __init__(self, data: Any, stderr: str) -> None:
+        self.data = data
+        self.stderr = stderr
+
+
+def run_worker(library: str, scenario: str, **kwargs: Any) -> WorkerResult:
+    """Run one scenario of dscompat_worker.py in a fresh interpreter with ``library`` loaded."""
+    proc = subprocess.run(
+        [sys.executable, WORKER, scenario, json.dumps(kwargs)],
+        env=package_env(library), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300,
+    )
+    stdout = proc.stdout.decode("utf-8", "replace")
+    stderr = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise AssertionError("worker {} failed ({}):\n{}\n{}".format(scenario, proc.returncode, stdout, stderr))
+    return WorkerResult(json.loads(stdout.strip().splitlines()[-1]), stderr)
+
+
+def run_cli(library: Optional[str], args: List[str], cwd: Optional[str] = None) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run(
+        [sys.executable, "-m", "deepspeech"] + args, env=package_env(library), cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300,
+    )
+
+
+def write_graphdef(path: str) -> None:
+    """A minimal real TensorFlow GraphDef: one Placeholder node named input_node (as DeepSpeech's)."""
+    name, op = b"input_node", b"Placeholder"
+    node = b"\x0a" + bytes([len(name)]) + name + b"\x12" + bytes([len(op)]) + op
+    with open(path, "wb") as handle:
+        handle.write(b"\x0a" + bytes([len(node)]) + node)
+
+
+def write_tflite_header(path: str) -> None:
+    """Bytes with the TFLite FlatBuffer identifier at offset 4 (not a loadable model)."""
+    with open(path, "wb") as handle:
+        handle.write(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 56)
