@@ -1,0 +1,131 @@
+"""Build KenLM's ``lmplz``, ``build_binary`` and ``filter`` from the pinned PyPI sdist.
+
+Used by the test suite (session fixture) and runnable by hand::
+
+    python tests/kenlm_build.py          # prints the directory holding the three binaries
+
+The sdist is described in the repository's ``artifacts.yml`` (``kenlm_sdist``); it is
+downloaded once into ``${PI_VOICE_CACHE:-$HOME/.cache/pi-voice}``, checked against its sha256,
+and built into ``<cache>/kenlm-<hash>/bin``. A warm cache returns at once.
+
+Build dependencies (Debian): cmake g++ libboost-program-options-dev libboost-system-dev
+libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Dict, Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+ARTIFACTS = REPO_ROOT / "artifacts.yml"
+TOOLS = ("lmplz", "build_binary", "filter")
+# Bump when the build recipe below changes, so a stale cache is not reused.
+RECIPE = "cmake-release-v1"
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("PI_VOICE_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "pi-voice"
+
+
+def sdist_entry(version: str = "0.2.0") -> Dict[str, str]:
+    """Read ``artifacts.kenlm_sdist.<version>.any`` from artifacts.yml."""
+    import yaml  # test dependency
+
+    data = yaml.safe_load(ARTIFACTS.read_text(encoding="utf-8"))
+    try:
+        entry = data["artifacts"]["kenlm_sdist"][version]["any"]
+    except (KeyError, TypeError) as exc:
+        raise RuntimeError(
+            "%s has no artifacts.kenlm_sdist.%r.any entry" % (ARTIFACTS, version)
+        ) from exc
+    return {k: str(entry[k]) for k in ("filename", "url", "sha256")}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch_sdist(entry: Dict[str, str], cache: Path) -> Path:
+    """Download the sdist into the cache (once) and verify its sha256."""
+    target = cache / entry["filename"]
+    if target.is_file() and _sha256(target) == entry["sha256"]:
+        return target
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=str(cache), prefix=".download-")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with urllib.request.urlopen(entry["url"], timeout=120) as response, tmp.open("wb") as out:
+            shutil.copyfileobj(response, out)
+        got = _sha256(tmp)
+        if got != entry["sha256"]:
+            raise RuntimeError(
+                "sha256 mismatch for %s: got %s, artifacts.yml says %s"
+                % (entry["url"], got, entry["sha256"])
+            )
+        os.replace(str(tmp), str(target))
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
+
+
+def build_dir_for(entry: Dict[str, str], cache: Path) -> Path:
+    key = hashlib.sha256((entry["sha256"] + RECIPE).encode()).hexdigest()[:12]
+    return cache / ("kenlm-" + key)
+
+
+def ensure_kenlm(jobs: int = 2, cache: Optional[Path] = None) -> Path:
+    """Return a directory holding lmplz, build_binary and filter; build them if needed."""
+    cache = cache or cache_dir()
+    entry = sdist_entry()
+    out = build_dir_for(entry, cache)
+    bindir = out / "bin"
+    if all((bindir / tool).is_file() for tool in TOOLS):
+        return bindir
+    sdist = fetch_sdist(entry, cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=str(cache), prefix=".kenlm-build-"))
+    try:
+        with tarfile.open(str(sdist)) as tar:
+            tar.extractall(str(work))
+        (src,) = [p for p in work.iterdir() if p.is_dir()]
+        build = work / "build"
+        build.mkdir()
+        nice = ["nice", "-n", "10"] if shutil.which("nice") else []
+        subprocess.run(
+            nice + ["cmake", "-DCMAKE_BUILD_TYPE=Release", str(src)],
+            cwd=str(build), check=True, stdout=subprocess.DEVNULL,
+        )
+        subprocess.run(
+            nice + ["make", "-j%d" % jobs] + list(TOOLS),
+            cwd=str(build), check=True, stdout=subprocess.DEVNULL,
+        )
+        staged = work / "out" / "bin"
+        staged.mkdir(parents=True)
+        for tool in TOOLS:
+            shutil.copy2(str(build / "bin" / tool), str(staged / tool))
+        if out.exists():
+            shutil.rmtree(str(out))
+        os.replace(str(work / "out"), str(out))
+    finally:
+        shutil.rmtree(str(work), ignore_errors=True)
+    return bindir
+
+
+if __name__ == "__main__":
+    print(ensure_kenlm(jobs=int(sys.argv[1]) if len(sys.argv) > 1 else 2))
