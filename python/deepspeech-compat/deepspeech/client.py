@@ -35,7 +35,7 @@ def words_from_candidate_transcript(transcript: Any) -> List[Dict[str, Any]]:
     """
     word = ""
     words = []  # type: List[Dict[str, Any]]
-    word_start_time = 0  # type: float  (an int 0 as upstream: JSON shows 0, not 0.0)
+    word_start_time = 0  # an int 0, as upstream: its JSON shows 0 (not 0.0) for a leading space
     tokens = transcript.tokens
     for i, token in enumerate(tokens):
         if token.text != " ":

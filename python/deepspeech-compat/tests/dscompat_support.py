@@ -5,6 +5,10 @@ Stdlib only (the pure-Python tests also run under Python 3.7 and 3.13).
 from __future__ import annotations
 
 import hashlib
+import math
+import struct
+import wave
+from array import array
 import json
 import os
 import re
@@ -171,3 +175,22 @@ def write_tflite_header(path: str) -> None:
     """Bytes with the TFLite FlatBuffer identifier at offset 4 (not a loadable model)."""
     with open(path, "wb") as handle:
         handle.write(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 56)
+
+
+def write_pcm_wav(path: str, rate: int = 16000, channels: int = 1, width: int = 2, frames: int = 1600) -> array:
+    samples = array("h", (int(8000 * math.sin(i / 7.0)) for i in range(frames * channels)))
+    with wave.open(path, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(width)
+        out.setframerate(rate)
+        if width == 2:
+            out.writeframes(samples.tobytes())
+        else:
+            out.writeframes(bytes((s >> 8) & 0xFF for s in samples))
+    return samples
+
+
+def write_raw_wav(path: str, fmt: bytes, data: bytes, extra_chunks: bytes = b"") -> None:
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + extra_chunks + b"data" + struct.pack("<I", len(data)) + data
+    with open(path, "wb") as handle:
+        handle.write(b"RIFF" + struct.pack("<I", len(body)) + body)

@@ -13,27 +13,9 @@ from array import array
 import pytest
 
 import dscompat_support as support
+from dscompat_support import write_pcm_wav, write_raw_wav
 from deepspeech import _checks
 from deepspeech._errors import AudioFormatError, ModelFormatError, ModelNotFoundError
-
-
-def write_pcm_wav(path: str, rate: int = 16000, channels: int = 1, width: int = 2, frames: int = 1600) -> array:
-    samples = array("h", (int(8000 * math.sin(i / 7.0)) for i in range(frames * channels)))
-    with wave.open(path, "wb") as out:
-        out.setnchannels(channels)
-        out.setsampwidth(width)
-        out.setframerate(rate)
-        if width == 2:
-            out.writeframes(samples.tobytes())
-        else:
-            out.writeframes(bytes((s >> 8) & 0xFF for s in samples))
-    return samples
-
-
-def write_raw_wav(path: str, fmt: bytes, data: bytes, extra_chunks: bytes = b"") -> None:
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + extra_chunks + b"data" + struct.pack("<I", len(data)) + data
-    with open(path, "wb") as handle:
-        handle.write(b"RIFF" + struct.pack("<I", len(body)) + body)
 
 
 # --- model files -------------------------------------------------------------------------
