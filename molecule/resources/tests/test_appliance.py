@@ -1,0 +1,87 @@
+"""What a converged voice assistant must look like, checked inside the emulated Pi."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+SCENARIO_MACHINE = {"default": "x86_64", "armhf": "armv7l"}
+SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
+
+
+def test_the_pi_runs_the_scenarios_cpu_architecture(host: Any) -> None:
+    machine = host.check_output("uname -m")
+    assert machine == SCENARIO_MACHINE[SCENARIO], "scenario {} must run {} code, uname -m says {}".format(
+        SCENARIO, SCENARIO_MACHINE[SCENARIO], machine)
+    # A program from the image itself, not only the kernel's answer: the ELF header of python3.
+    elf = host.check_output("od -An -tx1 -j18 -N2 $(readlink -f /usr/bin/python3)")
+    assert elf.split() == {"x86_64": ["3e", "00"], "armv7l": ["28", "00"]}[machine], elf
+
+
+def test_systemd_runs_as_pid_1(host: Any) -> None:
+    state = host.run("systemctl is-system-running").stdout.strip()
+    failed = host.run("systemctl --failed --no-legend --plain").stdout
+    assert state in ("running", "degraded"), state
+    assert state == "running", "failed units:\n" + failed
+
+
+@pytest.mark.parametrize("package", ["sox", "libsox-fmt-mp3", "alsa-utils", "python3-venv", "python3-numpy"])
+def test_debian_packages_are_installed(host: Any, package: str) -> None:
+    assert host.package(package).is_installed
+
+
+def test_sox_writes_a_16khz_mono_wav(host: Any) -> None:
+    host.check_output("sox -n -r 16000 -c 1 -b 16 /tmp/preflight-probe.wav synth 0.25 sine 440")
+    info = host.check_output("soxi /tmp/preflight-probe.wav")
+    assert "Sample Rate    : 16000" in info and "Channels       : 1" in info and "16-bit" in info, info
+
+
+def test_service_account_is_unprivileged(host: Any) -> None:
+    user = host.user("voice")
+    assert user.exists
+    assert user.uid < 1000, "a system account"
+    assert user.shell == "/usr/sbin/nologin"
+    assert user.home == "/var/lib/voice-appliance"
+    assert "audio" in user.groups
+
+
+@pytest.mark.parametrize("path,owner,mode", [
+    ("/opt/voice-appliance", "root", 0o755),
+    ("/etc/voice-appliance", "root", 0o755),
+    ("/var/lib/voice-appliance", "voice", 0o750),
+])
+def test_directories(host: Any, path: str, owner: str, mode: int) -> None:
+    d = host.file(path)
+    assert d.is_directory and d.user == owner and d.mode == mode, (path, d.user, oct(d.mode))
+
+
+def _json_report(stdout: str) -> Dict[str, Any]:
+    """The JSON callback's report, skipping anything other callbacks printed around it."""
+    start = stdout.find("{\n")
+    assert start >= 0, "no JSON report in:\n" + stdout[-3000:]
+    report, _ = json.JSONDecoder().raw_decode(stdout[start:])
+    return report
+
+
+def test_check_mode_on_the_converged_pi_reports_no_changes() -> None:
+    """`ansible-playbook --check` against the converged Pi must neither fail nor predict a change."""
+    scenario_dir = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    run = subprocess.run(
+        ["ansible-playbook", "--check", "--diff", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+         str(scenario_dir.parent / "resources" / "converge.yml")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False, timeout=1800,
+    )
+    report = _json_report(run.stdout)
+    changed = [
+        "{}: {}".format(host, task["task"]["name"])
+        for play in report["plays"] for task in play["tasks"]
+        for host, result in task["hosts"].items() if result.get("changed")
+    ]
+    assert run.returncode == 0, run.stderr[-2000:] + json.dumps(report["stats"])
+    assert report["stats"], "check mode ran on no host"
+    assert all(s["changed"] == 0 and s["failures"] == 0 for s in report["stats"].values()), changed

@@ -1,0 +1,123 @@
+"""Every preflight refusal of the deepspeech_deps role, fed the bad input it must refuse.
+
+One ansible-playbook run checks many imaginary machines at once: each inventory host runs the
+role's real preflight tasks on this controller (connection local) with its ``ansible_facts``
+replaced by a described machine. The JSON callback tells which host failed with which message.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Free disk space is measured on the machine itself (df), so this controller's real disk stands in;
+# the full-disk case asks for more than any disk has.
+HOST_VARS = {"full_disk": "deepspeech_deps_min_free_disk_mb=1000000000"}
+
+# A Raspberry Pi 4 with a 32-bit Raspberry Pi OS bookworm: the machine every case starts from.
+GOOD: Dict[str, Any] = {
+    "distribution": "Debian",
+    "distribution_release": "bookworm",
+    "distribution_version": "12",
+    "architecture": "armv7l",
+    "memtotal_mb": 3796,
+    "python": {"version": {"major": 3, "minor": 11, "micro": 2}, "executable": "/usr/bin/python3"},
+}
+
+CASES: Dict[str, Dict[str, Any]] = {
+    "good": {},
+    "raspbian_buster": {"distribution": "Raspbian", "distribution_release": "buster", "distribution_version": "10"},
+    "ubuntu": {"distribution": "Ubuntu", "distribution_release": "jammy", "distribution_version": "22.04"},
+    "stretch": {"distribution_release": "stretch", "distribution_version": "9"},
+    "pi_zero": {"architecture": "armv6l"},
+    "i686": {"architecture": "i686"},
+    "old_python": {"python": {"version": {"major": 3, "minor": 5, "micro": 3}, "executable": "/usr/bin/python3"}},
+    "small_ram": {"memtotal_mb": 480},
+    "full_disk": {},
+}
+
+EXPECTED: Dict[str, Any] = {
+    "good": None,
+    "raspbian_buster": None,
+    "ubuntu": "Unsupported operating system 'Ubuntu 22.04 (jammy)'",
+    "stretch": "Unsupported operating system 'Debian 9 (stretch)'",
+    "pi_zero": "Unsupported architecture 'armv6l': the official DeepSpeech 0.7.4 ARM library needs an ARMv8 CPU with FP/NEON (Raspberry Pi 3 or 4",
+    "i686": "Unsupported architecture 'i686'. Supported: armv7l, aarch64, x86_64",
+    "old_python": "Python 3.5 (/usr/bin/python3) is too old: the appliance's helpers need Python 3.7 or newer",
+    "small_ram": "Not enough memory: 480 MiB total, the appliance needs at least 850 MiB",
+    "full_disk": re.compile(r"Not enough free disk space for /opt/voice-appliance: \d+ MiB free on '/[^']*', "
+                            r"the appliance needs at least 1000000000 MiB"),
+}
+
+PLAYBOOK = """
+- name: Run the preflight checks against described machines.
+  hosts: all
+  gather_facts: false
+  vars:
+    ansible_facts: "{{ described_machines[inventory_hostname] }}"
+  tasks:
+    - name: Run the deepspeech_deps preflight.
+      ansible.builtin.include_role:
+        name: deepspeech_deps
+        tasks_from: preflight
+"""
+
+
+def _ansible_playbook() -> str:
+    found = shutil.which("ansible-playbook") or str(Path(sys.executable).parent / "ansible-playbook")
+    if not os.path.exists(found):
+        pytest.fail("ansible-playbook not found: run the tests from the controller venv (make test)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Dict[str, Any]]:
+    work = tmp_path_factory.mktemp("preflight")
+    machines = {name: dict(GOOD, **change) for name, change in CASES.items()}
+    (work / "machines.json").write_text(json.dumps({"described_machines": machines}))
+    (work / "playbook.yml").write_text(PLAYBOOK)
+    (work / "hosts.ini").write_text(
+        "[all]\n" + "".join("{} ansible_connection=local ansible_python_interpreter={} {}\n".format(n, sys.executable, HOST_VARS.get(n, ""))
+                     for n in CASES)
+    )
+    (work / "ansible.cfg").write_text("[defaults]\n")  # no timing callbacks, no fact cache: only JSON on stdout
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               ANSIBLE_CONFIG=str(work / "ansible.cfg"))
+    run = subprocess.run(
+        [_ansible_playbook(), "-i", str(work / "hosts.ini"), str(work / "playbook.yml"), "-e", "@" + str(work / "machines.json")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300, check=False,
+    )
+    try:
+        report = json.loads(run.stdout)
+    except ValueError:
+        pytest.fail("ansible-playbook printed no JSON:\n" + run.stdout[-3000:] + run.stderr[-3000:])
+    results: Dict[str, Dict[str, Any]] = {name: {"failed": False, "msg": None} for name in CASES}
+    for task in report["plays"][0]["tasks"]:
+        for host, result in task["hosts"].items():
+            if result.get("failed"):
+                results[host] = {"failed": True, "msg": result.get("msg"), "task": task["task"]["name"]}
+    return results
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_preflight(outcomes: Dict[str, Dict[str, Any]], case: str) -> None:
+    outcome = outcomes[case]
+    expected = EXPECTED[case]
+    if expected is None:
+        assert not outcome["failed"], "a supported machine was refused: {}".format(outcome)
+    else:
+        assert outcome["failed"], "machine '{}' was not refused".format(case)
+        message = " ".join(str(outcome["msg"]).split())
+        if isinstance(expected, str):
+            assert expected in message, outcome
+        else:
+            assert expected.search(message), outcome
