@@ -1,0 +1,196 @@
+"""The packager against upstream's own output, and its refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import struct
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, reference_cases
+from voice_appliance import scorer
+from voice_appliance.scorer import ScorerError
+
+CASES = reference_cases()
+
+
+def _tristate(text: str):
+    return {"": None, "true": True, "false": False}[text.lower()]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_byte_identical_to_upstream_generate_package(case, tmp_path):
+    out = tmp_path / "out.scorer"
+    result = scorer.package(
+        DATA / case["alphabet"], DATA / case["lm"], DATA / case["vocab"], out,
+        case["default_alpha"], case["default_beta"], force_utf8=_tristate(case["force_utf8"]),
+        skip_unknown="unknown_words" in case)
+    reference = (DATA / case["reference"]).read_bytes()
+    produced = out.read_bytes()
+    assert len(produced) == len(reference)
+    assert hashlib.sha256(produced).hexdigest() == hashlib.sha256(reference).hexdigest()
+    assert len(result.skipped) == case.get("unknown_words", 0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_reference_accepts_exactly_the_spellable_vocabulary(case):
+    info = scorer.read_scorer(DATA / case["reference"])
+    words, _ = scorer.read_vocabulary(DATA / case["vocab"])
+    if info.utf8:
+        expected = sorted(w for w in words if w not in scorer.SPECIAL_TOKENS)
+        assert scorer.words_of(info) == expected
+    else:
+        alphabet = scorer.read_alphabet(DATA / case["alphabet"])
+        chars = set(alphabet.labels)
+        expected = sorted(w for w in words if set(w) <= chars)
+        assert scorer.words_of(info, alphabet) == expected
+    assert info.lm_size == (DATA / case["lm"]).stat().st_size
+    assert info.alpha == scorer.float32(case["default_alpha"])
+    assert info.beta == scorer.float32(case["default_beta"])
+
+
+def test_unknown_characters_are_an_error_naming_words_and_characters(tmp_path):
+    case = DATA / "alphabet_edge"
+    with pytest.raises(ScorerError) as err:
+        scorer.package(case / "alphabet.txt", case / "lm.binary", case / "vocab.txt",
+                       tmp_path / "x.scorer", 1.0, 2.0, force_utf8=False)
+    message = str(err.value)
+    assert "8 word(s)" in message
+    assert "'schiff' (not in alphabet: 'f')" in message
+    assert "'héllo' (not in alphabet: 'é' 'l' 'o')" in message
+    assert "--skip-unknown" in message
+    assert not (tmp_path / "x.scorer").exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_skip_unknown_warns(tmp_path):
+    case = DATA / "alphabet_edge"
+    messages = []
+    result = scorer.package(case / "alphabet.txt", case / "lm.binary", case / "vocab.txt",
+                            tmp_path / "x.scorer", 1.0, 2.0, force_utf8=False, skip_unknown=True,
+                            log=messages.append)
+    assert [u.word for u in result.skipped][:2] == ["schiff", "#hashtag"]
+    assert any("leaving out 8 word(s)" in m and "'regnet'" in m for m in messages)
+
+
+def test_lm_with_vocabulary_strings_is_refused(tmp_path):
+    case = DATA / "de_commands"
+    with pytest.raises(ScorerError, match=r"build_binary -v trie"):
+        scorer.package(case / "alphabet.txt", case / "lm_with_vocab.binary", case / "vocab.txt",
+                       tmp_path / "x.scorer", 1.0, 2.0)
+    assert os.listdir(tmp_path) == []
+
+
+def test_arpa_and_garbage_are_refused(tmp_path):
+    arpa = tmp_path / "lm.arpa"
+    arpa.write_text("\\data\\\nngram 1=3\n", encoding="utf-8")
+    with pytest.raises(ScorerError, match="ARPA text file.*build_binary -v trie"):
+        scorer.read_kenlm_header(arpa.read_bytes(), str(arpa))
+    with pytest.raises(ScorerError, match="not a KenLM binary"):
+        scorer.read_kenlm_header(b"hello", "x")
+    incomplete = scorer.KENLM_MAGIC_INCOMPLETE + b"\0" * 200
+    with pytest.raises(ScorerError, match="incomplete KenLM binary"):
+        scorer.read_kenlm_header(incomplete, "x")
+
+
+@pytest.mark.parametrize("content,pattern", [
+    ("a\nb\nc\n", "no space label"),
+    (" \r\na\r\n", "carriage return .* line 1"),
+    (" \na\nb", "last line 'b' has no newline"),
+    ("# only comments\n", "no labels"),
+    ("", "empty"),
+])
+def test_bad_alphabets_are_refused(tmp_path, content, pattern):
+    path = tmp_path / "alphabet.txt"
+    path.write_bytes(content.encode("utf-8"))
+    with pytest.raises(ScorerError, match=pattern):
+        scorer.read_alphabet(path)
+
+
+def test_alphabet_parsing_rules(tmp_path):
+    path = tmp_path / "alphabet.txt"
+    path.write_text("# comment\na\n\\#\n \nb\na\n", encoding="utf-8")
+    alphabet = scorer.read_alphabet(path)
+    assert alphabet.labels == ["a", "#", " ", "b", "a"]
+    assert alphabet.space_label == 2
+    assert alphabet.char_map() == {"a": 5, "#": 2, " ": 3, "b": 4}
+
+
+def test_failed_packaging_leaves_existing_target_untouched(tmp_path):
+    case = DATA / "de_commands"
+    target = tmp_path / "generated.scorer"
+    shutil.copy(str(DATA / "de_5k" / "reference.scorer"), str(target))
+    before = target.read_bytes()
+    bad_vocab = tmp_path / "vocab.txt"
+    bad_vocab.write_text("schalte das licht an\nstraße\n", encoding="utf-8")
+    with pytest.raises(ScorerError, match="straße"):
+        scorer.package(case / "alphabet.txt", case / "lm.binary", bad_vocab, target, 1.0, 2.0)
+    assert target.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["generated.scorer", "vocab.txt"]
+
+
+def test_replaces_existing_target_atomically(tmp_path):
+    case = DATA / "de_commands"
+    target = tmp_path / "generated.scorer"
+    target.write_bytes(b"old")
+    inode_before = target.stat().st_ino
+    scorer.package(case / "alphabet.txt", case / "lm.binary", case / "vocab.txt", target,
+                   0.931289039105002, 1.1834137581510284)
+    assert target.read_bytes() == (case / "reference.scorer").read_bytes()
+    assert target.stat().st_ino != inode_before  # renamed into place, not rewritten
+    assert os.listdir(tmp_path) == ["generated.scorer"]
+
+
+def test_truncated_or_padded_scorers_are_detected(tmp_path):
+    data = (DATA / "de_commands" / "reference.scorer").read_bytes()
+    lm_size = (DATA / "de_commands" / "lm.binary").stat().st_size
+    with pytest.raises(ScorerError, match="truncated"):
+        scorer.parse_section(data[:-5], lm_size)
+    with pytest.raises(ScorerError, match="unexpected bytes"):
+        scorer.parse_section(data + b"\0", lm_size)
+    bad_version = bytearray(data)
+    struct.pack_into("<i", bad_version, lm_size + 4, 5)
+    with pytest.raises(ScorerError, match="version 5"):
+        scorer.parse_section(bytes(bad_version), lm_size)
+    truncated = tmp_path / "t.scorer"
+    truncated.write_bytes(data[:-5])
+    with pytest.raises(ScorerError, match="truncated"):
+        scorer.read_scorer(truncated)
+    bare = DATA / "de_commands" / "lm.binary"
+    with pytest.raises(ScorerError, match="no 0.7.4 scorer section"):
+        scorer.read_scorer(bare)
+
+
+def test_empty_vocabulary_after_filtering_is_refused(tmp_path):
+    case = DATA / "de_commands"
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("<s> </s> <unk>\n", encoding="utf-8")
+    with pytest.raises(ScorerError, match="no word of the vocabulary"):
+        scorer.package(case / "alphabet.txt", case / "lm.binary", vocab, tmp_path / "x.scorer",
+                       1.0, 1.0, force_utf8=False)
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    case = DATA / "de_commands"
+    with pytest.raises(ScorerError, match="default_alpha must be a finite"):
+        scorer.package(case / "alphabet.txt", case / "lm.binary", case / "vocab.txt",
+                       tmp_path / "x.scorer", float("nan"), 1.0)
+
+
+def test_cli(tmp_path, capsys):
+    case = DATA / "de_commands"
+    out = tmp_path / "cli.scorer"
+    code = scorer.main(["--alphabet", str(case / "alphabet.txt"), "--lm", str(case / "lm.binary"),
+                        "--vocab", str(case / "vocab.txt"), "--package", str(out),
+                        "--default_alpha", "0.5", "--default_beta", "1.25", "--force-utf8", "true"])
+    assert code == 0
+    assert out.read_bytes() == (case / "reference_utf8.scorer").read_bytes()
+    assert "UTF-8 mode" in capsys.readouterr().out
+    code = scorer.main(["--alphabet", str(case / "alphabet.txt"), "--lm",
+                        str(case / "lm_with_vocab.binary"), "--vocab", str(case / "vocab.txt"),
+                        "--package", str(out), "--default_alpha", "1", "--default_beta", "1"])
+    assert code == 1
+    assert "-v leaves the vocabulary out" in capsys.readouterr().err
