@@ -31,7 +31,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_DIR = os.path.join(HERE, "deepspeech")

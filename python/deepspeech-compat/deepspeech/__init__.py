@@ -58,9 +58,9 @@ class Model(object):
     :type model_path: str
     """
 
-    def __init__(self, model_path):
+    def __init__(self, model_path: Any) -> None:
         # make sure the attribute is there if CreateModel fails (as upstream)
-        self._impl = None  # type: Optional[int]
+        self._impl: Optional[int] = None
 
         info = impl.library_info()
         if model_path is not None and (isinstance(model_path, str) or hasattr(model_path, "__fspath__")):
@@ -74,15 +74,21 @@ class Model(object):
             raise DeepSpeechError(message + (": " + hint if hint else ""), status)
         self._impl = handle
 
-    def __del__(self):
-        if getattr(self, "_impl", None):
+    def __del__(self) -> None:
+        handle = getattr(self, "_impl", None)
+        if handle:
+            self._impl = None
             try:
-                impl.FreeModel(self._impl)
+                impl.FreeModel(handle)
             except Exception:  # interpreter shutdown: the library may already be gone
                 pass
-            self._impl = None
 
-    def beamWidth(self):
+    def _handle(self) -> int:
+        if not self._impl:
+            raise RuntimeError("Model object is not valid (model creation failed or the model was freed)")
+        return self._impl
+
+    def beamWidth(self) -> int:
         """
         Get beam width value used by the model. If setBeamWidth was not called
         before, returns the default value loaded from the model file.
@@ -90,9 +96,9 @@ class Model(object):
         :return: Beam width value used by the model.
         :type: int
         """
-        return impl.GetModelBeamWidth(self._impl)
+        return impl.GetModelBeamWidth(self._handle())
 
-    def setBeamWidth(self, beam_width):
+    def setBeamWidth(self, beam_width: int) -> int:
         """
         Set beam width value used by the model.
 
@@ -102,18 +108,18 @@ class Model(object):
         :return: Zero on success, non-zero on failure.
         :type: int
         """
-        return impl.SetModelBeamWidth(self._impl, beam_width)
+        return impl.SetModelBeamWidth(self._handle(), beam_width)
 
-    def sampleRate(self):
+    def sampleRate(self) -> int:
         """
         Return the sample rate expected by the model.
 
         :return: Sample rate.
         :type: int
         """
-        return impl.GetModelSampleRate(self._impl)
+        return impl.GetModelSampleRate(self._handle())
 
-    def enableExternalScorer(self, scorer_path):
+    def enableExternalScorer(self, scorer_path: Any) -> None:
         """
         Enable decoding using an external scorer.
 
@@ -122,22 +128,22 @@ class Model(object):
 
         :throws: RuntimeError on error (ScorerError, which also says why the file was refused)
         """
-        status = impl.EnableExternalScorer(self._impl, scorer_path)
+        status = impl.EnableExternalScorer(self._handle(), scorer_path)
         if status != impl.ERR_OK:
             message = _failure("EnableExternalScorer", status)
             if isinstance(scorer_path, str) or hasattr(scorer_path, "__fspath__"):
                 message += ": " + diagnose_scorer(os.fspath(scorer_path))
             raise ScorerError(message, status)
 
-    def disableExternalScorer(self):
+    def disableExternalScorer(self) -> int:
         """
         Disable decoding using an external scorer.
 
         :return: Zero on success, non-zero (0x2004, no scorer enabled) on failure.
         """
-        return impl.DisableExternalScorer(self._impl)
+        return impl.DisableExternalScorer(self._handle())
 
-    def setScorerAlphaBeta(self, alpha, beta):
+    def setScorerAlphaBeta(self, alpha: float, beta: float) -> int:
         """
         Set hyperparameters alpha and beta of the external scorer.
 
@@ -155,7 +161,7 @@ class Model(object):
         :return: Zero on success, non-zero on failure.
         :type: int
         """
-        status = impl.SetScorerAlphaBeta(self._impl, alpha, beta)
+        status = impl.SetScorerAlphaBeta(self._handle(), alpha, beta)
         if status != impl.ERR_OK:
             warnings.warn(
                 "setScorerAlphaBeta({}, {}) was not applied: {} - call enableExternalScorer() before "
@@ -165,7 +171,7 @@ class Model(object):
             )
         return status
 
-    def stt(self, audio_buffer):
+    def stt(self, audio_buffer: Any) -> str:
         """
         Use the DeepSpeech model to perform Speech-To-Text.
 
@@ -175,9 +181,9 @@ class Model(object):
         :return: The STT result.
         :type: str
         """
-        return impl.SpeechToText(self._impl, audio_buffer)
+        return impl.SpeechToText(self._handle(), audio_buffer)
 
-    def sttWithMetadata(self, audio_buffer, num_results=1):
+    def sttWithMetadata(self, audio_buffer: Any, num_results: int = 1) -> Metadata:
         """
         Use the DeepSpeech model to perform Speech-To-Text and return results including metadata.
 
@@ -190,9 +196,9 @@ class Model(object):
         :return: Metadata object containing candidate transcripts with per-token timing.
         :type: :func:`Metadata`
         """
-        return impl.SpeechToTextWithMetadata(self._impl, audio_buffer, num_results)
+        return impl.SpeechToTextWithMetadata(self._handle(), audio_buffer, num_results)
 
-    def createStream(self):
+    def createStream(self) -> "Stream":
         """
         Create a new streaming inference state.
 
@@ -201,7 +207,7 @@ class Model(object):
 
         :throws: RuntimeError on error
         """
-        status, ctx = impl.CreateStream(self._impl)
+        status, ctx = impl.CreateStream(self._handle())
         if status != impl.ERR_OK:
             raise DeepSpeechError(_failure("CreateStream", status), status)
         stream = Stream(ctx)
@@ -215,18 +221,18 @@ class Stream(object):
     Use :func:`Model.createStream()`
     """
 
-    def __init__(self, native_stream):
+    def __init__(self, native_stream: Optional[int]) -> None:
         self._impl = native_stream
-        self._model = None  # type: Any
+        self._model: Optional[Model] = None
 
-    def __del__(self):
+    def __del__(self) -> None:
         if getattr(self, "_impl", None):
             try:
                 self.freeStream()
             except Exception:
                 pass
 
-    def feedAudioContent(self, audio_buffer):
+    def feedAudioContent(self, audio_buffer: Any) -> None:
         """
         Feed audio samples to an ongoing streaming inference.
 
@@ -239,7 +245,7 @@ class Stream(object):
             raise RuntimeError("Stream object is not valid. Trying to feed an already finished stream?")
         impl.FeedAudioContent(self._impl, audio_buffer)
 
-    def intermediateDecode(self):
+    def intermediateDecode(self) -> str:
         """
         Compute the intermediate decoding of an ongoing streaming inference.
 
@@ -252,7 +258,7 @@ class Stream(object):
             raise RuntimeError("Stream object is not valid. Trying to decode an already finished stream?")
         return impl.IntermediateDecode(self._impl)
 
-    def intermediateDecodeWithMetadata(self, num_results=1):
+    def intermediateDecodeWithMetadata(self, num_results: int = 1) -> Metadata:
         """
         Compute the intermediate decoding of an ongoing streaming inference, with metadata.
 
@@ -268,7 +274,7 @@ class Stream(object):
             raise RuntimeError("Stream object is not valid. Trying to decode an already finished stream?")
         return impl.IntermediateDecodeWithMetadata(self._impl, num_results)
 
-    def finishStream(self):
+    def finishStream(self) -> str:
         """
         Compute the final decoding and end the stream; it must not be used afterwards.
 
@@ -282,7 +288,7 @@ class Stream(object):
         handle, self._impl = self._impl, None
         return impl.FinishStream(handle)
 
-    def finishStreamWithMetadata(self, num_results=1):
+    def finishStreamWithMetadata(self, num_results: int = 1) -> Metadata:
         """
         Compute the final decoding with metadata and end the stream; it must not be used afterwards.
 
@@ -300,7 +306,7 @@ class Stream(object):
         handle, self._impl = self._impl, None
         return impl.FinishStreamWithMetadata(handle, num_results)
 
-    def freeStream(self):
+    def freeStream(self) -> None:
         """
         Destroy a streaming state without decoding the computed logits.
 

@@ -64,7 +64,8 @@ def metadata_json_output(metadata: Any) -> str:
 
 class VersionAction(argparse.Action):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super(VersionAction, self).__init__(nargs=0, *args, **kwargs)
+        kwargs["nargs"] = 0
+        super(VersionAction, self).__init__(*args, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
         try:

@@ -1,13 +1,11 @@
 """Model-format, WAV and scorer checks (pure Python, no native library)."""
 from __future__ import annotations
 
-import math
 import os
 import shlex
 import shutil
 import struct
 import subprocess
-import wave
 from array import array
 
 import pytest

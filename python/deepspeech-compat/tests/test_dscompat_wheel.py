@@ -15,8 +15,9 @@ import pytest
 import dscompat_support as support
 
 _spec = importlib.util.spec_from_file_location("dscompat_build_wheel", os.path.join(support.PROJECT, "build_wheel.py"))
+assert _spec is not None and _spec.loader is not None
 build_wheel = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(build_wheel)  # type: ignore[union-attr]
+_spec.loader.exec_module(build_wheel)
 
 
 @pytest.fixture(scope="module")
