@@ -84,6 +84,19 @@ def fetch_sdist(entry: Dict[str, str], cache: Path) -> Path:
     return target
 
 
+def _step(cmd: list, cwd: Path) -> None:
+    log = cwd / "build.log"
+    with log.open("ab") as handle:
+        code = subprocess.run(cmd, cwd=str(cwd), stdout=handle, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
+        raise RuntimeError(
+            "building KenLM failed: %s exited %d. Build dependencies (Debian): cmake g++ "
+            "libboost-program-options-dev libboost-system-dev libboost-thread-dev "
+            "libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev\n%s"
+            % (" ".join(cmd), code, "\n".join(tail)))
+
+
 def build_dir_for(entry: Dict[str, str], cache: Path) -> Path:
     key = hashlib.sha256((entry["sha256"] + RECIPE).encode()).hexdigest()[:12]
     return cache / ("kenlm-" + key)
@@ -107,14 +120,8 @@ def ensure_kenlm(jobs: int = 2, cache: Optional[Path] = None) -> Path:
         build = work / "build"
         build.mkdir()
         nice = ["nice", "-n", "10"] if shutil.which("nice") else []
-        subprocess.run(
-            nice + ["cmake", "-DCMAKE_BUILD_TYPE=Release", str(src)],
-            cwd=str(build), check=True, stdout=subprocess.DEVNULL,
-        )
-        subprocess.run(
-            nice + ["make", "-j%d" % jobs] + list(TOOLS),
-            cwd=str(build), check=True, stdout=subprocess.DEVNULL,
-        )
+        _step(nice + ["cmake", "-DCMAKE_BUILD_TYPE=Release", str(src)], build)
+        _step(nice + ["make", "-j%d" % jobs] + list(TOOLS), build)
         staged = work / "out" / "bin"
         staged.mkdir(parents=True)
         for tool in TOOLS:

@@ -194,3 +194,17 @@ def test_cli(tmp_path, capsys):
                         "--package", str(out), "--default_alpha", "1", "--default_beta", "1"])
     assert code == 1
     assert "-v leaves the vocabulary out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("lm_size", range(5000, 5016))
+def test_serialize_and_parse_agree_at_every_alignment(lm_size):
+    words, _ = scorer.read_vocabulary(DATA / "de_commands" / "vocab.txt")
+    alphabet = scorer.read_alphabet(DATA / "de_commands" / "alphabet.txt")
+    sequences, _ = scorer.encode_words(words, alphabet, utf8=False)
+    fst = scorer.build_dictionary(sequences)
+    section = scorer.serialize_section(fst, 0.5, 1.5, False, lm_size)
+    info = scorer.parse_section(b"\0" * lm_size + section, lm_size)
+    assert info.fst == fst
+    states_at = section.index(struct.pack("<q", len(fst.arcs[0]) and 0) + struct.pack(
+        "<qq", len(fst.final), sum(len(a) for a in fst.arcs))) + 24
+    assert (lm_size + states_at + (-(lm_size + states_at)) % 16) % 16 == 0

@@ -90,6 +90,7 @@ class RetrainError(Exception):
     def __init__(self, stage: str, message: str, code: int) -> None:
         super().__init__("[%s] %s" % (stage, message))
         self.stage = stage
+        self.detail = message
         self.code = code
 
 
@@ -188,8 +189,9 @@ def _run(stage: str, code: int, cmd: Sequence[str], timeout: float, stdin: Optio
     stderr_text = (result.stderr or b"").decode("utf-8", "replace")
     if result.returncode != 0:
         tail = "\n".join(stderr_text.strip().splitlines()[-8:]) or stdout_text.strip()[-800:]
-        raise RetrainError(stage, "%s failed with exit code %d:\n%s"
-                           % (" ".join(shlex.quote(c) for c in cmd), result.returncode, tail), code)
+        raise RetrainError(stage, "%s failed with exit code %d%s"
+                           % (" ".join(shlex.quote(c) for c in cmd), result.returncode,
+                              (":\n" + tail) if tail else ""), code)
     return subprocess.CompletedProcess(list(cmd), 0, stdout_text, stderr_text)
 
 
@@ -424,7 +426,7 @@ def _build_and_install(config: Dict[str, Any], paths: Dict[str, Path], work: Pat
                 target.unlink()
                 what = "the new scorer was removed"
             summary["changed"] = False
-            raise RetrainError("install", "%s; %s" % (exc, what), EXIT_INSTALL) from exc
+            raise RetrainError("install", "%s; %s" % (exc.detail, what), EXIT_INSTALL) from exc
         log("reload: %s" % " ".join(config["reload_command"]))
 
 

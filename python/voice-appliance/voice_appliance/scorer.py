@@ -467,9 +467,9 @@ def parse_section(data: bytes, offset: int, path: str = "<scorer>") -> ScorerInf
         if got != expected:
             raise ScorerError("%s: %s is %r, expected %r" % (path, what, got, expected))
         at += 4 + length
-    need(44, at, "FST header")
+    need(40, at, "FST header")
     fversion, flags, props, start, nstates, narcs = struct.unpack_from("<iiQqqq", data, at)
-    at += 44
+    at += 40
     if fversion != FST_ALIGNED_VERSION or flags != FST_FLAG_ALIGNED:
         raise ScorerError("%s: FST version %d flags %d; expected an aligned ConstFst (1, 4)"
                           % (path, fversion, flags))
@@ -674,7 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voice-scorer-package",
         description="Package a KenLM binary and a vocabulary into a DeepSpeech 0.7.4 .scorer "
-                    "(byte-identical to upstream generate_package.py, with stricter checks).")
+                    "(byte-identical to upstream generate_package.py, with stricter checks). "
+                    "`voice-scorer-package inspect SCORER` checks and describes a scorer.")
     parser.add_argument("--alphabet", help="the model's alphabet.txt (not needed in UTF-8 mode)")
     parser.add_argument("--lm", required=True,
                         help="KenLM binary built with `build_binary -v trie -a 255 -q 8`")
@@ -694,7 +695,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def inspect_main(argv: Sequence[str]) -> int:
+    """``voice-scorer-package inspect SCORER [--alphabet A] [--spell TEXT] [--words]``."""
+    parser = argparse.ArgumentParser(
+        prog="voice-scorer-package inspect",
+        description="Check a 0.7.4 scorer completely and describe it. With --spell, print TEXT "
+                    "with every word the scorer's vocabulary lacks replaced by <oov> (exit 1 if "
+                    "any).")
+    parser.add_argument("scorer")
+    parser.add_argument("--alphabet", help="the alphabet the scorer was built with")
+    parser.add_argument("--spell", help="a sentence to look up word by word")
+    parser.add_argument("--words", action="store_true", help="list the vocabulary")
+    args = parser.parse_args(argv)
+    try:
+        info = read_scorer(args.scorer)
+        alphabet = read_alphabet(args.alphabet) if args.alphabet else None
+    except ScorerError as exc:
+        print("voice-scorer-package: error: %s" % exc, file=sys.stderr)
+        return 1
+    if not info.utf8 and alphabet is None and (args.spell or args.words):
+        print("voice-scorer-package: error: --alphabet is needed to read words of a non-UTF-8 "
+              "scorer", file=sys.stderr)
+        return 2
+    vocabulary = words_of(info, alphabet) if (args.spell or args.words) else []
+    print("%s: LM %d bytes, %s mode, alpha %r, beta %r, FST %d states / %d arcs, properties %#x"
+          % (args.scorer, info.lm_size, "UTF-8" if info.utf8 else "alphabet", info.alpha,
+             info.beta, info.num_states, info.num_arcs, info.properties))
+    if args.words:
+        print("\n".join(vocabulary))
+    if args.spell:
+        known = set(vocabulary)
+        out = [w if w in known else "<oov>" for w in args.spell.split()]
+        print(" ".join(out))
+        return 0 if "<oov>" not in out else 1
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["inspect"]:
+        return inspect_main(argv[1:])
     args = build_parser().parse_args(argv)
 
     def log(msg: str) -> None:

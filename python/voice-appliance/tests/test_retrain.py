@@ -1,0 +1,249 @@
+"""voice-retrain with real rhasspy-nlu and real KenLM binaries (built once, see conftest)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+from conftest import DATA
+from voice_appliance import retrain, scorer
+from voice_appliance.retrain import RetrainError
+
+SENTENCES = """\
+# Befehle für das Gerät
+
+[Licht]
+ort = (wohnzimmer | küche | bad){ort}
+schalte das licht im <ort> (ein | aus){zustand}
+mach das licht [im <ort>] aus
+
+[Timer]
+stelle einen timer auf (1..5){minuten} minuten
+"""
+
+VERIFY = "das ist ein test"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def setup(tmp_path: Path, kenlm_bin: Path) -> Dict[str, Any]:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    alphabet = model_dir / "alphabet.txt"
+    alphabet.write_bytes((DATA / "de_commands" / "alphabet.txt").read_bytes())
+    base = model_dir / "kenlm.scorer"  # stands in for the German base scorer
+    base.write_bytes((DATA / "de_5k" / "reference.scorer").read_bytes())
+    sentences = tmp_path / "sentences.ini"
+    sentences.write_text(SENTENCES, encoding="utf-8")
+    wav = tmp_path / "check.wav"
+    wav.write_bytes(b"RIFF")  # only passed through to the verification command
+    # Verification that really reads the new scorer: every word of the expected sentence must be
+    # in its vocabulary (the decoding check with a real model is test_end_to_end below).
+    verify_command = [sys.executable, "-c",
+                      "import sys; sys.path.insert(0, %r); from voice_appliance.scorer import "
+                      "main; sys.exit(main(sys.argv[1:]))" % str(PACKAGE_ROOT),
+                      "inspect", "{scorer}", "--alphabet", str(alphabet), "--spell", VERIFY]
+    config = retrain.load_config(None, {
+        "sentences": [str(sentences)], "alphabet": str(alphabet), "base_scorer": str(base),
+        "output_scorer": str(model_dir / "generated.scorer"), "kenlm_bin_dir": str(kenlm_bin),
+        "model": str(model_dir / "output_graph.tflite"), "verify_audio": str(wav),
+        "verify_transcript": VERIFY, "verify_command": verify_command,
+    })
+    return {"config": config, "base": base, "base_sha": sha(base), "dir": model_dir,
+            "target": model_dir / "generated.scorer", "sentences": sentences,
+            "alphabet": alphabet, "tmp": tmp_path, "kenlm": kenlm_bin}
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+def expected_words() -> set:
+    places = {"wohnzimmer", "küche", "bad"}
+    words = {"schalte", "das", "licht", "im", "ein", "aus", "mach", "stelle", "einen", "timer",
+             "auf", "minuten", "eins", "zwei", "drei", "vier", "fünf"} | places
+    return words | set(VERIFY.split())
+
+
+def test_builds_verifies_and_installs(setup):
+    summary = retrain.run(setup["config"], log=quiet)
+    target = setup["target"]
+    assert summary["changed"] is True
+    assert summary["sentences"] == 3 * 2 + (1 + 3) + 5
+    info = scorer.read_scorer(target)
+    alphabet = scorer.read_alphabet(setup["alphabet"])
+    assert set(scorer.words_of(info, alphabet)) == expected_words()
+    assert (info.alpha, info.beta) == (scorer.float32(0.75), scorer.float32(1.85))  # from base
+    assert sha(setup["base"]) == setup["base_sha"]
+    assert sorted(os.listdir(str(setup["dir"]))) == [
+        ".generated.scorer.lock", "alphabet.txt", "generated.scorer", "kenlm.scorer"]
+    # Same sentences again: nothing to do, nothing touched.
+    mtime = target.stat().st_mtime_ns
+    assert retrain.run(setup["config"], log=quiet)["changed"] is False
+    assert target.stat().st_mtime_ns == mtime
+    # New sentences: the old generated scorer becomes .previous.
+    old = target.read_bytes()
+    setup["sentences"].write_text(SENTENCES + "\n[Musik]\nspiel musik\n", encoding="utf-8")
+    assert retrain.run(setup["config"], log=quiet)["changed"] is True
+    assert (setup["dir"] / "generated.scorer.previous").read_bytes() == old
+    assert "musik" in scorer.words_of(scorer.read_scorer(target), alphabet)
+    # Roll back.
+    retrain.rollback(setup["config"], log=quiet)
+    assert target.read_bytes() == old
+    assert sha(setup["base"]) == setup["base_sha"]
+
+
+def _install_first(setup) -> bytes:
+    retrain.run(setup["config"], log=quiet)
+    return setup["target"].read_bytes()
+
+
+def _assert_untouched(setup, before: bytes) -> None:
+    assert setup["target"].read_bytes() == before
+    assert sha(setup["base"]) == setup["base_sha"]
+    leftovers = [n for n in os.listdir(str(setup["dir"])) if n.endswith((".staged", ".tmp"))]
+    assert leftovers == []
+
+
+def _wrapper(tmp: Path, name: str, body: str) -> str:
+    path = tmp / name
+    path.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("stage", ["sentences", "alphabet", "lmplz", "filter", "build_binary",
+                                   "package", "verify", "reload"])
+def test_failure_at_each_stage_leaves_previous_scorer_untouched(setup, stage):
+    before = _install_first(setup)
+    config = dict(setup["config"])
+    real_bb = str(setup["kenlm"] / "build_binary")
+    codes = {"sentences": 3, "alphabet": 4, "lmplz": 5, "filter": 5, "build_binary": 5,
+             "package": 6, "verify": 7, "reload": 8}
+    message = {
+        "sentences": r"sentences\.ini:6: the group '\(' at column 10 is never closed",
+        "alphabet": r"'café': 'é' not in the alphabet — from .*sentences\.ini:6",
+        "lmplz": r"lmplz .* failed with exit code",
+        "filter": r"filter.* failed with exit code 3",
+        "build_binary": r"/bb -S 64M .* failed with exit code 4$",
+        "package": r"vocabulary strings included .*`build_binary -v trie",
+        "verify": r"decoded .* as 'das ist ein test', expected 'das ist kein test'",
+        "reload": r"^\[install\] false failed with exit code 1; the previous scorer was put back$",
+    }[stage]
+    if stage == "sentences":
+        setup["sentences"].write_text(SENTENCES.replace("mach das licht [im <ort>] aus",
+                                                        "mach das (licht [im <ort>] aus"))
+    elif stage == "alphabet":
+        setup["sentences"].write_text(SENTENCES.replace("mach das licht", "mach das café"))
+    else:
+        setup["sentences"].write_text(SENTENCES + "\n[Neu]\nneuer satz\n", encoding="utf-8")
+    if stage == "lmplz":
+        config["memory"] = "lots"  # lmplz rejects the size
+    elif stage == "filter":
+        config["filter"] = _wrapper(setup["tmp"], "filter", "exit 3\n")
+    elif stage == "build_binary":
+        config["build_binary"] = _wrapper(setup["tmp"], "bb", "exit 4\n")
+    elif stage == "package":  # a real build_binary, but without -v: the packager must refuse
+        config["build_binary"] = _wrapper(
+            setup["tmp"], "bb_no_v",
+            'for a; do shift; [ "$a" = -v ] || set -- "$@" "$a"; done\nexec %s "$@"\n' % real_bb)
+    elif stage == "verify":
+        config["verify_transcript"] = "das ist kein test"  # the command prints VERIFY
+    elif stage == "reload":
+        config["reload_command"] = ["false"]
+    with pytest.raises(RetrainError, match=message) as err:
+        retrain.run(config, log=quiet)
+    assert err.value.code == codes[stage]
+    _assert_untouched(setup, before)
+
+
+def test_verification_command_failure_is_a_verify_error(setup):
+    before = _install_first(setup)
+    setup["sentences"].write_text(SENTENCES + "\n[Neu]\nneuer satz\n", encoding="utf-8")
+    config = dict(setup["config"], add_verify_transcript=False)  # "test" not in the vocabulary
+    with pytest.raises(RetrainError, match=r"\[verify\] .* failed with exit code 1") as err:
+        retrain.run(config, log=quiet)
+    assert err.value.code == 7
+    _assert_untouched(setup, before)
+
+
+def test_reload_failure_without_previous_removes_new_scorer(setup):
+    config = dict(setup["config"], reload_command=["sh", "-c", "exit 9"])
+    with pytest.raises(RetrainError, match="exit code 9.*the new scorer was removed"):
+        retrain.run(config, log=quiet)
+    assert not setup["target"].exists()
+    assert sha(setup["base"]) == setup["base_sha"]
+
+
+def test_reload_command_runs_after_the_swap(setup):
+    marker = setup["tmp"] / "reloaded"
+    config = dict(setup["config"], reload_command=[
+        "sh", "-c", 'test -s "$1" && echo ok > "$2"', "reload", str(setup["target"]), str(marker)])
+    retrain.run(config, log=quiet)
+    assert marker.read_text() == "ok\n"
+
+
+def test_output_must_not_be_the_base_scorer(setup):
+    config = dict(setup["config"], output_scorer=str(setup["base"]))
+    with pytest.raises(RetrainError, match="is the base scorer") as err:
+        retrain.run(config, log=quiet)
+    assert err.value.code == 2
+    link = setup["dir"] / "alias.scorer"
+    os.symlink(str(setup["base"]), str(link))
+    with pytest.raises(RetrainError, match="is the base scorer"):
+        retrain.run(dict(setup["config"], output_scorer=str(link)), log=quiet)
+    assert sha(setup["base"]) == setup["base_sha"]
+
+
+def test_config_file_and_cli(setup, capsys):
+    config_path = setup["tmp"] / "retrain.json"
+    data = {k: v for k, v in setup["config"].items() if v != retrain.OPTIONS[k]}
+    data["_comment"] = "written by Ansible"
+    config_path.write_text(json.dumps(data), encoding="utf-8")
+    assert retrain.main(["--config", str(config_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["changed"] is True and summary["sentences"] == 15
+    assert retrain.main(["--config", str(config_path)]) == 0
+    assert capsys.readouterr().out.startswith("unchanged: ")
+    assert retrain.main(["--config", str(config_path), "--dry-run"]) == 0
+    corpus = capsys.readouterr().out.splitlines()
+    assert "stelle einen timer auf fünf minuten" in corpus and corpus[-1] == VERIFY
+    bad = setup["tmp"] / "bad.json"
+    bad.write_text(json.dumps(dict(data, colour="red")), encoding="utf-8")
+    assert retrain.main(["--config", str(bad)]) == 2
+    assert "unknown option 'colour'" in capsys.readouterr().err
+    assert retrain.main(["--config", str(config_path), "--order", "9"]) == 2
+    assert retrain.main(["--config", str(config_path), "--rollback"]) == 8  # no .previous yet
+    assert "nothing to roll back to" in capsys.readouterr().err
+
+
+def test_missing_verification_settings_are_config_errors(setup):
+    with pytest.raises(RetrainError, match="'verify_audio' is required .* verify to false"):
+        retrain.load_config(None, {"sentences": ["s.ini"], "alphabet": "a", "output_scorer": "o",
+                                   "model": "m"})
+    config = retrain.load_config(None, {"sentences": "s.ini", "alphabet": "a",
+                                        "output_scorer": "o", "verify": False})
+    assert config["sentences"] == ["s.ini"] and config["transliterate"] == {"ß": "ss"}
+
+
+def test_transliteration_and_number_words(setup):
+    setup["sentences"].write_text("[Timer]\nwarte (29..31) minuten\nschließe die tür\n",
+                                  encoding="utf-8")
+    config = dict(setup["config"], add_verify_transcript=False, verify=False)
+    summary = retrain.run(config, log=quiet, dry_run=True)
+    assert summary["corpus"] == ["warte neunundzwanzig minuten", "warte dreissig minuten",
+                                 "warte einunddreissig minuten", "schliesse die tür"]
+    config["transliterate"] = {}
+    with pytest.raises(RetrainError, match=r"'dreißig': 'ß' not in the alphabet — generated .*\n"
+                                           r".*'einunddreißig'.*\n.*'schließe'.*sentences\.ini:3"):
+        retrain.run(config, log=quiet, dry_run=True)
