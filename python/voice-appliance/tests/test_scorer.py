@@ -205,6 +205,8 @@ def test_serialize_and_parse_agree_at_every_alignment(lm_size):
     section = scorer.serialize_section(fst, 0.5, 1.5, False, lm_size)
     info = scorer.parse_section(b"\0" * lm_size + section, lm_size)
     assert info.fst == fst
-    states_at = section.index(struct.pack("<q", len(fst.arcs[0]) and 0) + struct.pack(
-        "<qq", len(fst.final), sum(len(a) for a in fst.arcs))) + 24
-    assert (lm_size + states_at + (-(lm_size + states_at)) % 16) % 16 == 0
+    header_end = lm_size + 25 + 4 + 9 + 12 + 40  # trie header, magic, 2 strings, FST header
+    states_at = header_end + (-header_end) % 16
+    assert states_at % 16 == 0 and section[header_end - lm_size:states_at - lm_size].strip(b"\0") == b""
+    first_state = struct.unpack_from("<fIIII", section, states_at - lm_size)
+    assert first_state[1:3] == (0, len(fst.arcs[0]))
