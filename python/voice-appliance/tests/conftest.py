@@ -13,6 +13,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(DATA))  # make_corpora
 
 
 def reference_cases() -> List[Dict[str, Any]]:

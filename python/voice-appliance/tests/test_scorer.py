@@ -210,3 +210,12 @@ def test_serialize_and_parse_agree_at_every_alignment(lm_size):
     assert states_at % 16 == 0 and section[header_end - lm_size:states_at - lm_size].strip(b"\0") == b""
     first_state = struct.unpack_from("<fIIII", section, states_at - lm_size)
     assert first_state[1:3] == (0, len(fst.arcs[0]))
+
+
+def test_committed_inputs_match_their_generator(tmp_path):
+    import make_corpora  # tests/data/make_corpora.py (deterministic)
+
+    for name, directory in make_corpora.build(tmp_path).items():
+        for filename in ("alphabet.txt", "vocab.txt"):
+            assert (directory / filename).read_bytes() == (DATA / name / filename).read_bytes(), \
+                (name, filename)
