@@ -24,7 +24,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.dirname(HERE)  # python/deepspeech-compat
 REPO = os.path.dirname(os.path.dirname(PROJECT))
 ARTIFACTS_YML = os.path.join(REPO, "artifacts.yml")
-FIXTURE = os.path.join(REPO, "files", "fixture")
+# The committed fixture model; DSCOMPAT_FIXTURE_DIR points the tests at another build of it.
+FIXTURE = os.environ.get("DSCOMPAT_FIXTURE_DIR") or os.path.join(REPO, "files", "fixture")
+# Real 0.7.4 scorer packages made by upstream's generate_package.py (python/voice-appliance's test data).
+SCORER_DATA = os.path.join(REPO, "python", "voice-appliance", "tests", "data", "de_commands")
 WORKER = os.path.join(HERE, "dscompat_worker.py")
 
 # Which official wheel provides each x86_64 flavour (any cp tag: only the .so is used).

@@ -165,6 +165,10 @@ def scenario_api_errors(model: str, wav: str, scorers: Dict[str, str], **_: Any)
             result = attempt(ds.enableExternalScorer, path)
         result["stderr"] = sink[0]
         out["scorers"][name] = result
+    if "valid" in scorers and "error" not in out["scorers"]["valid"]:
+        out["alpha_beta_with_scorer"] = ds.setScorerAlphaBeta(0.75, 1.25)
+        out["with_scorer"] = ds.stt(samples)
+        out["disable_with_scorer"] = ds.disableExternalScorer()
     out["set_beam_width"] = ds.setBeamWidth(7)
     out["beam_width_after"] = ds.beamWidth()
     out["negative_beam"] = attempt(ds.setBeamWidth, -1)
@@ -177,6 +181,7 @@ def scenario_api_errors(model: str, wav: str, scorers: Dict[str, str], **_: Any)
     out["wrong_array"] = attempt(ds.stt, array("i", [1, 2]))
     out["str_audio"] = attempt(ds.stt, "not audio")
     out["empty_audio"] = attempt(ds.stt, array("h"))
+    out["empty_stream"] = ds.createStream().finishStream()
     try:
         import numpy
     except ImportError:
