@@ -47,6 +47,7 @@ def setup(tmp_path: Path, kenlm_bin: Path) -> Dict[str, Any]:
     sentences.write_text(SENTENCES, encoding="utf-8")
     wav = tmp_path / "check.wav"
     wav.write_bytes(b"RIFF")  # only passed through to the verification command
+    (model_dir / "output_graph.tflite").write_bytes(b"")  # likewise
     # Verification that really reads the new scorer: every word of the expected sentence must be
     # in its vocabulary (the decoding check with a real model is test_end_to_end below).
     verify_command = [sys.executable, "-c",
@@ -86,7 +87,8 @@ def test_builds_verifies_and_installs(setup):
     assert (info.alpha, info.beta) == (scorer.float32(0.75), scorer.float32(1.85))  # from base
     assert sha(setup["base"]) == setup["base_sha"]
     assert sorted(os.listdir(str(setup["dir"]))) == [
-        ".generated.scorer.lock", "alphabet.txt", "generated.scorer", "kenlm.scorer"]
+        ".generated.scorer.lock", "alphabet.txt", "generated.scorer", "kenlm.scorer",
+        "output_graph.tflite"]
     # Same sentences again: nothing to do, nothing touched.
     mtime = target.stat().st_mtime_ns
     assert retrain.run(setup["config"], log=quiet)["changed"] is False
@@ -225,6 +227,14 @@ def test_config_file_and_cli(setup, capsys):
     assert retrain.main(["--config", str(config_path), "--order", "9"]) == 2
     assert retrain.main(["--config", str(config_path), "--rollback"]) == 8  # no .previous yet
     assert "nothing to roll back to" in capsys.readouterr().err
+
+
+def test_missing_inputs_are_config_errors_naming_the_option(setup):
+    for key, value in (("alphabet", "/nonexistent/alphabet.txt"), ("sentences", ["/no/s.ini"]),
+                       ("verify_audio", "/no/check.wav"), ("slots_dirs", ["/no/slots"])):
+        with pytest.raises(RetrainError, match="^\\[config\\] %s: /no" % key) as err:
+            retrain.run(dict(setup["config"], **{key: value}), log=quiet)
+        assert err.value.code == 2
 
 
 def test_missing_verification_settings_are_config_errors(setup):

@@ -252,6 +252,21 @@ def _check_not_base(config: Dict[str, Any], target: Path) -> None:
                                target, base, base_path.with_name("generated.scorer")), EXIT_CONFIG)
 
 
+def _check_inputs(config: Dict[str, Any]) -> None:
+    """Name the option whose file or directory is missing before any work starts."""
+    files = [("sentences", p) for p in config["sentences"]] + [("alphabet", config["alphabet"])]
+    if config["verify"]:
+        files += [("model", config["model"]), ("verify_audio", config["verify_audio"])]
+    for key, path in files:
+        if not Path(path).is_file():
+            raise RetrainError("config", "%s: %s does not exist (or is not a file)" % (key, path),
+                               EXIT_CONFIG)
+    for key in ("slots_dirs", "slot_programs_dirs"):
+        for path in config[key]:
+            if not Path(path).is_dir():
+                raise RetrainError("config", "%s: %s is not a directory" % (key, path), EXIT_CONFIG)
+
+
 def _atomic_copy_link(source: Path, destination: Path) -> None:
     """Make ``destination`` a hard link to (or copy of) ``source``, replacing it atomically."""
     tmp = destination.with_name("." + destination.name + ".tmp")
@@ -276,6 +291,7 @@ def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None
     paths = _paths(config)
     target = paths["target"]
     _check_not_base(config, target)
+    _check_inputs(config)
     if not target.parent.is_dir():
         raise RetrainError("config", "output directory %s does not exist" % target.parent, EXIT_CONFIG)
     try:
