@@ -47,7 +47,11 @@ def setup(tmp_path: Path, kenlm_bin: Path) -> Dict[str, Any]:
     sentences.write_text(SENTENCES, encoding="utf-8")
     wav = tmp_path / "check.wav"
     wav.write_bytes(b"RIFF")  # only passed through to the verification command
-    (model_dir / "output_graph.tflite").write_bytes(b"")  # likewise
+    # Only read for the alphabet check (the verification command above does not load it): a
+    # stand-in holding the alphabet the way a 0.7.4 model embeds it (metadata_alphabet).
+    (model_dir / "output_graph.tflite").write_bytes(
+        b"\0\0\0\0TFL3" + b"\x01" * 100 + scorer.serialize_alphabet(scorer.read_alphabet(alphabet))
+        + b"\x02" * 100)
     # Verification that really reads the new scorer: every word of the expected sentence must be
     # in its vocabulary (the decoding check with a real model is test_end_to_end below).
     verify_command = [sys.executable, "-c",
@@ -235,6 +239,22 @@ def test_missing_inputs_are_config_errors_naming_the_option(setup):
         with pytest.raises(RetrainError, match="^\\[config\\] %s: /no" % key) as err:
             retrain.run(dict(setup["config"], **{key: value}), log=quiet)
         assert err.value.code == 2
+
+
+def test_alphabet_must_be_the_models(setup):
+    model = Path(setup["config"]["model"])
+    other = setup["tmp"] / "other_alphabet.txt"
+    other.write_text(setup["alphabet"].read_text(encoding="utf-8").replace("ü\n", "ü\nß\n"),
+                     encoding="utf-8")
+    with pytest.raises(RetrainError, match=r"\(32 labels\) is not the alphabet embedded in the "
+                                           r"model .*output_graph\.tflite") as err:
+        retrain.run(dict(setup["config"], alphabet=str(other)), log=quiet, dry_run=True)
+    assert err.value.code == 4
+    model.write_bytes(model.read_bytes()[:-120])  # cut into the embedded alphabet
+    with pytest.raises(RetrainError, match="is not the alphabet embedded"):
+        retrain.run(setup["config"], log=quiet, dry_run=True)
+    assert retrain.run(dict(setup["config"], check_model_alphabet=False), log=quiet,
+                       dry_run=True)["sentences"] == 15
 
 
 def test_missing_verification_settings_are_config_errors(setup):

@@ -219,3 +219,16 @@ def test_committed_inputs_match_their_generator(tmp_path):
         for filename in ("alphabet.txt", "vocab.txt"):
             assert (directory / filename).read_bytes() == (DATA / name / filename).read_bytes(), \
                 (name, filename)
+
+
+def test_alphabet_serialization_as_models_embed_it(tmp_path):
+    path = tmp_path / "alphabet.txt"
+    path.write_text(" \na\nä\n", encoding="utf-8")
+    alphabet = scorer.read_alphabet(path)
+    assert scorer.serialize_alphabet(alphabet) == (
+        b"\x03\x00" + b"\x00\x00\x01\x00 " + b"\x01\x00\x01\x00a" + b"\x02\x00\x02\x00\xc3\xa4")
+    model = tmp_path / "model.tflite"
+    model.write_bytes(b"x" * 50 + scorer.serialize_alphabet(alphabet) + b"y")
+    assert scorer.model_has_alphabet(model, alphabet)
+    model.write_bytes(b"x" * 50)
+    assert not scorer.model_has_alphabet(model, alphabet)

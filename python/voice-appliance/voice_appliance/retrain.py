@@ -63,6 +63,7 @@ OPTIONS: Dict[str, Any] = {
     "lowercase": True,  # lowercase the sentences (the model's alphabet is lowercase)
     "transliterate": {"ß": "ss"},  # replacements applied to the corpus (the German model has no ß)
     "max_sentences": 200000,  # refuse templates that expand to more sentences
+    "check_model_alphabet": True,  # the model file must embed exactly this alphabet
     "verify": True,  # run the verification decode (turning it off is explicit)
     "verify_audio": None,  # 16 kHz mono WAV for the verification decode
     "verify_transcript": None,  # what that WAV must decode to
@@ -80,7 +81,8 @@ _TYPES: Dict[str, Any] = {
     "model": str, "alphabet": str, "base_scorer": str, "output_scorer": str,
     "kenlm_bin_dir": str, "lmplz": str, "filter": str, "build_binary": str, "order": int,
     "memory": str, "default_alpha": float, "default_beta": float, "lowercase": bool,
-    "transliterate": dict, "max_sentences": int, "verify": bool, "verify_audio": str,
+    "transliterate": dict, "max_sentences": int, "check_model_alphabet": bool, "verify": bool,
+    "verify_audio": str,
     "verify_transcript": str, "verify_command": list, "add_verify_transcript": bool,
     "reload_command": list, "work_dir": str, "keep_work_dir": bool, "timeout": float,
 }
@@ -298,6 +300,15 @@ def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None
         alphabet = scorer_mod.read_alphabet(config["alphabet"])
     except ScorerError as exc:
         raise RetrainError("alphabet", str(exc), EXIT_ALPHABET) from exc
+    if config["check_model_alphabet"] and config.get("model"):
+        if not Path(config["model"]).is_file():
+            raise RetrainError("config", "model: %s does not exist" % config["model"], EXIT_CONFIG)
+        if not scorer_mod.model_has_alphabet(config["model"], alphabet):
+            raise RetrainError(
+                "alphabet", "%s (%d labels) is not the alphabet embedded in the model %s: the "
+                "runtime decodes with the model's alphabet, so a scorer built from another one "
+                "spells words wrongly. Use the alphabet.txt shipped with the model"
+                % (config["alphabet"], len(alphabet.labels), config["model"]), EXIT_ALPHABET)
     alpha, beta = config["default_alpha"], config["default_beta"]
     if alpha is None or beta is None:
         base_alpha, base_beta = GERMAN_ALPHA, GERMAN_BETA

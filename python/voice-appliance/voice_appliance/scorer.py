@@ -104,6 +104,28 @@ class Alphabet(NamedTuple):
         return mapping
 
 
+def serialize_alphabet(alphabet: Alphabet) -> bytes:
+    """The alphabet as DeepSpeech 0.7.4 models embed it (``metadata_alphabet``): uint16 count,
+    then per label uint16 index, uint16 byte length, UTF-8 bytes."""
+    parts = [struct.pack("<H", len(alphabet.labels))]
+    for index, label in enumerate(alphabet.labels):
+        encoded = label.encode("utf-8")
+        parts.append(struct.pack("<HH", index, len(encoded)) + encoded)
+    return b"".join(parts)
+
+
+def model_has_alphabet(model_path: "os.PathLike[str] | str", alphabet: Alphabet) -> bool:
+    """True if the model file (.tflite, .pb or .pbmm) embeds exactly this alphabet."""
+    import mmap
+
+    needle = serialize_alphabet(alphabet)
+    with open(str(model_path), "rb") as handle:
+        if os.fstat(handle.fileno()).st_size < len(needle):
+            return False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(needle) != -1
+
+
 def read_alphabet(path: "os.PathLike[str] | str") -> Alphabet:
     """Parse a DeepSpeech alphabet file the way the 0.7.4 tools do, refusing risky files.
 
