@@ -7,6 +7,7 @@ vocabulary.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ from voice_appliance import retrain, scorer
 from voice_appliance.retrain import RetrainError
 
 REPO = Path(__file__).resolve().parents[3]
-FIXTURE = REPO / "files" / "fixture"
+# PI_VOICE_FIXTURE_DIR: another copy of the fixture (e.g. a freshly generated one).
+FIXTURE = Path(os.environ.get("PI_VOICE_FIXTURE_DIR") or REPO / "files" / "fixture")
 COMPAT = REPO / "python" / "deepspeech-compat"
 
 pytestmark = pytest.mark.skipif(
@@ -65,15 +67,16 @@ def decode(model: str, scorer_path: str, wav: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-def config(tmp_path: Path, env: Dict[str, Any], kenlm_bin: Path, text: str) -> Dict[str, Any]:
+def config(tmp_path: Path, env: Dict[str, Any], kenlm_bin: Path, text: str,
+           **extra: Any) -> Dict[str, Any]:
     sentences = tmp_path / "sentences.ini"
     sentences.write_text(text, encoding="utf-8")
-    return retrain.load_config(None, {
+    return retrain.load_config(None, dict(extra, **{
         "sentences": [str(sentences)], "alphabet": env["alphabet"], "model": env["model"],
         "output_scorer": str(tmp_path / "generated.scorer"), "kenlm_bin_dir": str(kenlm_bin),
         "verify_audio": env["wav"], "verify_transcript": env["transcript"],
         "verify_command": [sys.executable, "-m", "deepspeech", "--model", "{model}",
-                           "--scorer", "{scorer}", "--audio", "{audio}"]})
+                           "--scorer", "{scorer}", "--audio", "{audio}"]}))
 
 
 def test_retrained_scorer_loads_and_decodes_the_verification_wav(tmp_path, env, kenlm_bin):
@@ -89,7 +92,8 @@ def test_decoding_is_restricted_to_the_vocabulary(tmp_path, env, kenlm_bin):
     # use the scorer's words, and nothing is installed.
     text = "[Fest]\ndas ist ein fest\nist das ein text\n"
     with pytest.raises(RetrainError, match=r"\[verify\] the new scorer decoded") as err:
-        retrain.run(config(tmp_path, env, kenlm_bin, text), log=lambda m: None)
+        retrain.run(config(tmp_path, env, kenlm_bin, text, add_verify_transcript=False),
+                    log=lambda m: None)
     assert err.value.code == 7
     assert not (tmp_path / "generated.scorer").exists()
     vocab = tmp_path / "vocab.txt"
@@ -107,5 +111,6 @@ def test_decoding_is_restricted_to_the_vocabulary(tmp_path, env, kenlm_bin):
     restricted = tmp_path / "restricted.scorer"
     scorer.package(env["alphabet"], lm_dir / "lm.binary", vocab, restricted, 0.93, 1.18)
     words: List[str] = decode(env["model"], str(restricted), env["wav"]).split()
+    print("restricted decode:", words)
     assert words and set(words) <= {"das", "ist", "ein", "fest", "text"}
     assert "test" not in words
