@@ -146,17 +146,22 @@ class WorkerResult(object):
         self.stderr = stderr
 
 
-def run_worker(library: str, scenario: str, **kwargs: Any) -> WorkerResult:
-    """Run one scenario of dscompat_worker.py in a fresh interpreter with ``library`` loaded."""
-    proc = subprocess.run(
-        [sys.executable, WORKER, scenario, json.dumps(kwargs)],
-        env=package_env(library), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300,
-    )
-    stdout = proc.stdout.decode("utf-8", "replace")
-    stderr = proc.stderr.decode("utf-8", "replace")
+def start_worker(library: str, scenario: str, **kwargs: Any) -> "subprocess.Popen[bytes]":
+    """Start one scenario of dscompat_worker.py in a fresh interpreter with ``library`` loaded."""
+    return subprocess.Popen([sys.executable, WORKER, scenario, json.dumps(kwargs)], env=package_env(library),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def finish_worker(proc: "subprocess.Popen[bytes]") -> WorkerResult:
+    out, err = proc.communicate(timeout=300)
+    stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
     if proc.returncode != 0:
-        raise AssertionError("worker {} failed ({}):\n{}\n{}".format(scenario, proc.returncode, stdout, stderr))
+        raise AssertionError("worker {} failed ({}):\n{}\n{}".format(proc.args, proc.returncode, stdout, stderr))
     return WorkerResult(json.loads(stdout.strip().splitlines()[-1]), stderr)
+
+
+def run_worker(library: str, scenario: str, **kwargs: Any) -> WorkerResult:
+    return finish_worker(start_worker(library, scenario, **kwargs))
 
 
 def run_cli(library: Optional[str], args: List[str], cwd: Optional[str] = None) -> "subprocess.CompletedProcess[str]":
