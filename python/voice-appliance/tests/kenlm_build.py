@@ -115,7 +115,10 @@ def ensure_kenlm(jobs: int = 2, cache: Optional[Path] = None) -> Path:
     work = Path(tempfile.mkdtemp(dir=str(cache), prefix=".kenlm-build-"))
     try:
         with tarfile.open(str(sdist)) as tar:
-            tar.extractall(str(work))
+            if hasattr(tarfile, "data_filter"):  # Python >= 3.12 (and security backports)
+                tar.extractall(str(work), filter="data")
+            else:
+                tar.extractall(str(work))
         (src,) = [p for p in work.iterdir() if p.is_dir()]
         build = work / "build"
         build.mkdir()

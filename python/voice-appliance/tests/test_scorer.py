@@ -48,6 +48,9 @@ def test_reference_accepts_exactly_the_spellable_vocabulary(case):
         expected = sorted(w for w in words if set(w) <= chars)
         assert scorer.words_of(info, alphabet) == expected
     assert info.lm_size == (DATA / case["lm"]).stat().st_size
+    header = scorer.read_scorer_header(DATA / case["reference"])
+    assert header == (info.lm_size, info.utf8, info.alpha, info.beta, info.properties,
+                      info.num_states, info.num_arcs)
     assert info.alpha == scorer.float32(case["default_alpha"])
     assert info.beta == scorer.float32(case["default_beta"])
 
@@ -159,6 +162,8 @@ def test_truncated_or_padded_scorers_are_detected(tmp_path):
     truncated.write_bytes(data[:-5])
     with pytest.raises(ScorerError, match="truncated"):
         scorer.read_scorer(truncated)
+    with pytest.raises(ScorerError, match="no complete 0.7.4 scorer section"):
+        scorer.read_scorer_header(truncated)
     bare = DATA / "de_commands" / "lm.binary"
     with pytest.raises(ScorerError, match="no 0.7.4 scorer section"):
         scorer.read_scorer(bare)

@@ -314,7 +314,7 @@ def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None
         base_alpha, base_beta = GERMAN_ALPHA, GERMAN_BETA
         if config.get("base_scorer") and Path(config["base_scorer"]).is_file():
             try:
-                info = scorer_mod.read_scorer(config["base_scorer"])
+                info = scorer_mod.read_scorer_header(config["base_scorer"])
                 base_alpha, base_beta = info.alpha, info.beta
             except ScorerError as exc:
                 log("warning: cannot read alpha/beta from the base scorer (%s); using the German "

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import mmap
 import os
 import struct
 import sys
@@ -116,8 +117,6 @@ def serialize_alphabet(alphabet: Alphabet) -> bytes:
 
 def model_has_alphabet(model_path: "os.PathLike[str] | str", alphabet: Alphabet) -> bool:
     """True if the model file (.tflite, .pb or .pbmm) embeds exactly this alphabet."""
-    import mmap
-
     needle = serialize_alphabet(alphabet)
     with open(str(model_path), "rb") as handle:
         if os.fstat(handle.fileno()).st_size < len(needle):
@@ -551,6 +550,71 @@ def read_scorer(path: "os.PathLike[str] | str") -> ScorerInfo:
     if last_error is not None:
         raise last_error
     raise ScorerError("%s has no 0.7.4 scorer section after the KenLM data (a bare LM?)" % path)
+
+
+class ScorerHeader(NamedTuple):
+    lm_size: int
+    utf8: bool
+    alpha: float
+    beta: float
+    properties: int
+    num_states: int
+    num_arcs: int
+
+
+def _header_at(data: "bytes | mmap.mmap", offset: int, size: int) -> Optional[ScorerHeader]:
+    """Parse the section headers at ``offset``; None unless they describe a section that ends
+    exactly at ``size``."""
+    at = offset + 25
+    if at + 4 > size or data[offset:offset + 4] != TRIE_MAGIC:
+        return None
+    version, utf8_byte, alpha, beta = struct.unpack("<iBdd", data[offset + 4:offset + 25])
+    if version != TRIE_VERSION or utf8_byte > 1:
+        return None
+    (magic,) = struct.unpack("<i", data[at:at + 4])
+    at += 4
+    if magic != FST_MAGIC:
+        return None
+    for expected in (FST_TYPE, ARC_TYPE):
+        if at + 4 > size:
+            return None
+        (length,) = struct.unpack("<i", data[at:at + 4])
+        if data[at + 4:at + 4 + length] != expected:
+            return None
+        at += 4 + length
+    if at + 40 > size:
+        return None
+    fversion, flags, props, start, nstates, narcs = struct.unpack("<iiQqqq", data[at:at + 40])
+    at += 40
+    if fversion != FST_ALIGNED_VERSION or flags != FST_FLAG_ALIGNED or start != 0 \
+            or nstates < 1 or narcs < 0:
+        return None
+    at += (-at) % FST_ALIGN
+    at += nstates * STATE_BYTES
+    at += (-at) % FST_ALIGN
+    at += narcs * ARC_BYTES
+    if at != size:
+        return None
+    return ScorerHeader(offset, bool(utf8_byte), alpha, beta, props, nstates, narcs)
+
+
+def read_scorer_header(path: "os.PathLike[str] | str") -> ScorerHeader:
+    """The scorer's headers only (memory-mapped: cheap even for a 300 MB base scorer)."""
+    path = str(path)
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size < 108:
+            raise ScorerError("%s is too small to be a scorer" % path)
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            read_kenlm_header(data[:108 + 8 * 256], path)
+            needle = TRIE_MAGIC + struct.pack("<i", TRIE_VERSION)
+            at = data.find(needle, 108)
+            while at != -1:
+                header = _header_at(data, at, size)
+                if header is not None:
+                    return header
+                at = data.find(needle, at + 1)
+    raise ScorerError("%s has no complete 0.7.4 scorer section after the KenLM data" % path)
 
 
 def words_of(info: ScorerInfo, alphabet: Optional[Alphabet] = None) -> List[str]:
