@@ -85,3 +85,27 @@ def test_check_mode_on_the_converged_pi_reports_no_changes() -> None:
     assert run.returncode == 0, run.stderr[-2000:] + json.dumps(report["stats"])
     assert report["stats"], "check mode ran on no host"
     assert all(s["changed"] == 0 and s["failures"] == 0 for s in report["stats"].values()), changed
+
+
+VENV = "/opt/voice-appliance/venv"
+
+
+def test_deepspeech_command_reports_0_7_4(host: Any) -> None:
+    out = host.check_output(VENV + "/bin/deepspeech --version 2>&1")
+    assert "DeepSpeech" in out and "0.7.4" in out, out
+
+
+def test_runtime_fact_records_the_compat_wheel(host: Any) -> None:
+    """Debian bookworm has Python 3.11: no official 0.7.4 wheel fits, so the compat wheel is installed."""
+    fact = json.loads(host.file("/etc/ansible/facts.d/deepspeech.fact").content_string)
+    arch = {"default": "amd64", "armhf": "armhf"}[SCENARIO]
+    assert fact["kind"] == "compat" and fact["arch"] == arch and fact["flavour"] == "tflite", fact
+    assert fact["requirement"] == "deepspeech==0.7.4+compat.tflite." + arch, fact
+    freeze = host.check_output(VENV + "/bin/python -m pip freeze --all")
+    assert "deepspeech==0.7.4+compat.tflite." + arch in freeze.splitlines(), freeze
+
+
+def test_official_library_loads_in_the_venv_python(host: Any) -> None:
+    """The embedded official libdeepspeech.so loads through ctypes from the Pi's Python 3.11."""
+    out = host.check_output(VENV + "/bin/python -c 'import deepspeech, platform; print(deepspeech.version(), platform.machine())'")
+    assert out == "0.7.4 " + SCENARIO_MACHINE[SCENARIO], out
