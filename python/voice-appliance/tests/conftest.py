@@ -1,23 +1,15 @@
-"""Shared fixtures: reference data and real KenLM binaries (built once into the cache)."""
+"""Fixtures of the voice-appliance tests: real KenLM binaries, built once into the cache."""
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
-sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(DATA))  # make_corpora
-
-
-def reference_cases() -> List[Dict[str, Any]]:
-    return json.loads((DATA / "cases.json").read_text(encoding="utf-8"))["cases"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import voice_testlib  # noqa: E402,F401  (sets sys.path for the package and helpers)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, reference_cases
+from voice_testlib import DATA, reference_cases
 from voice_appliance import scorer
 from voice_appliance.scorer import ScorerError
 

@@ -11,7 +11,7 @@ from typing import Any, Dict
 
 import pytest
 
-from conftest import DATA
+from voice_testlib import DATA
 from voice_appliance import retrain, scorer
 from voice_appliance.retrain import RetrainError
 
