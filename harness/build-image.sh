@@ -36,7 +36,7 @@ if [ ! -s "$tarball" ]; then
     # An interrupted debootstrap leaves /proc, /sys and /dev/pts mounted in the root: unmount
     # everything below it before deleting, never rm -rf through a live /proc.
     cleanup() {
-        grep -F " $root/" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m"; done
+        { grep -F " $root/" /proc/mounts || true; } | awk '{print $2}' | sort -r | while read -r m; do umount -l "$m"; done
         rm -rf --one-file-system "$root" "$root.log"
     }
     trap cleanup EXIT

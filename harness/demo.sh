@@ -47,9 +47,12 @@ took=$(( $(date +%s) - start ))
 
 echo
 echo "=== What the demo did ($took s) ==="
-grep -E '^(changed|ok): ' "$demo/last-run.log" | sed -E 's/^/  /' | sort | uniq -c | sort -rn | head -n 5 || true
-grep -A2 '^PLAY RECAP' "$demo/last-run.log" | tail -n +2
+# Each task that changed something on the Pi, in order (a re-run lists none).
+awk '/^TASK \[/ { sub(/^TASK \[/, ""); sub(/\] \**$/, ""); task = $0 }
+     /^changed: / && !seen[task]++ { print "  changed: " task }' "$demo/last-run.log"
+grep -A2 '^PLAY RECAP' "$demo/last-run.log" | tail -n +2 | sed 's/^/  /'
 echo "The Pi: $(docker exec "$name" sh -c '. /etc/os-release; echo "$PRETTY_NAME, $(uname -m), $(python3 --version)"')"
 echo "Service account: $(docker exec "$name" id voice)"
+echo "DeepSpeech: $(docker exec "$name" /opt/voice-appliance/venv/bin/deepspeech --version 2>/dev/null | head -n1), $(docker exec "$name" python3 -c 'import json; f = json.load(open("/etc/ansible/facts.d/deepspeech.fact")); print(f["kind"], "wheel", f["filename"])')"
 echo "Directories: $(docker exec "$name" ls -ld /opt/voice-appliance /var/lib/voice-appliance | awk '{print $1, $3, $NF}' | paste -sd';')"
 echo "Look around: docker exec -it $name bash     Remove it: make demo-clean"

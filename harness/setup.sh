@@ -25,7 +25,11 @@ as_root() {
 }
 
 install_host_packages() {
-    local wanted=(docker.io qemu-user-static debootstrap zstd python3-venv git make espeak-ng sox)
+    # The harness itself, then what the tests build and run on the controller: KenLM from its sdist
+    # (cmake, g++, boost, compression libraries) and a real Mosquitto broker.
+    local wanted=(docker.io qemu-user-static debootstrap zstd python3-venv git make espeak-ng sox
+        cmake g++ libboost-program-options-dev libboost-system-dev libboost-thread-dev libboost-test-dev
+        zlib1g-dev libbz2-dev liblzma-dev mosquitto)
     local missing=()
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -80,17 +84,31 @@ register_binfmt() {
     done
 }
 
+# Run pip, hiding the machine pip config's notes about find-links directories that do not exist.
+quiet_pip() {
+    local out
+    if ! out=$("$@" 2>&1); then
+        grep -v "is ignored: it is neither a file nor a directory" <<<"$out" >&2
+        return 1
+    fi
+    grep -v "is ignored: it is neither a file nor a directory" <<<"$out" || true
+}
+
 make_venv() {
-    # The controller's tools, pinned in requirements.txt; the venv is cached by the pins' hash.
+    # The controller's tools, pinned in requirements.txt, plus what the on-device helpers' tests
+    # import; the venv is cached by the pins' hash.
     local key venv
-    key=$(sha256sum "$repo/requirements.txt" | cut -c1-12)
+    local retrain=$repo/python/voice-appliance/requirements-retrain.txt
+    key=$(cat "$repo/requirements.txt" "$retrain" | sha256sum | cut -c1-12)
     venv=$cache/venv-$key
     # The marker is written last, so an interrupted install is redone, never half-used.
     if [ ! -e "$venv/.complete" ]; then
         log "creating controller venv $venv"
         rm -rf "$venv"
         python3 -m venv "$venv"
-        "$venv/bin/pip" install -q --disable-pip-version-check --no-warn-script-location -r "$repo/requirements.txt"
+        quiet_pip "$venv/bin/pip" install -q --disable-pip-version-check --no-warn-script-location -r "$repo/requirements.txt"
+        # The retrain pipeline's own pins (rhasspy-nlu declares pins that break on current Pythons).
+        quiet_pip "$venv/bin/pip" install -q --disable-pip-version-check --no-warn-script-location --no-deps -r "$retrain"
         touch "$venv/.complete"
     else
         log "controller venv $venv is current"
