@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""A small HTTP server on 127.0.0.1 that serves artifacts the way the real sources do, or fails.
+
+The tests and the molecule scenarios use it as the artifacts' origin: it serves a directory laid out
+like the controller's cache (NAME/VERSION/FILENAME, or any layout), logs every request as a JSON
+line (path, status, bytes sent), and can inject the faults a fleet meets on real networks:
+
+  500        answer HTTP 500
+  truncate   promise the whole file (Content-Length), send half of it, close the connection
+  short      send the first half with a matching Content-Length (a silently cut file)
+  corrupt    send the whole length with some bytes changed
+  slow:S     wait S seconds before answering
+
+    artifact_server.py --root DIR --port 8765 --log requests.jsonl [--fault PATH=MODE ...]
+        [--daemon --pidfile FILE]
+
+Faults can also be changed while it runs: PUT /_faults with a JSON object {path: mode}; DELETE
+/_faults clears them. Binds to loopback only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Dict, List, Optional
+from urllib.parse import unquote, urlsplit
+
+FAULT_MODES = ("500", "truncate", "short", "corrupt", "slow")
+
+
+def parse_fault(spec: str) -> "tuple[str, str]":
+    path, sep, mode = spec.partition("=")
+    if not sep or not path.startswith("/") or mode.split(":")[0] not in FAULT_MODES:
+        raise argparse.ArgumentTypeError(
+            "bad fault {!r}: use /PATH=MODE with MODE one of {} (slow as slow:SECONDS)".format(spec, ", ".join(FAULT_MODES)))
+    return path, mode
+
+
+class ArtifactServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int, root: str, log_path: str, faults: Dict[str, str]) -> None:
+        super().__init__(("127.0.0.1", port), Handler)
+        self.root = os.path.realpath(root)
+        self.log_path = log_path
+        self.faults = dict(faults)
+        self.lock = threading.Lock()
+
+    def record(self, entry: Dict[str, object]) -> None:
+        with self.lock, open(self.log_path, "a") as log:
+            log.write(json.dumps(entry) + "\n")
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: ArtifactServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # the JSON log replaces stderr noise
+        pass
+
+    def _finish(self, status: int, sent: int, fault: Optional[str] = None) -> None:
+        self.server.record({"time": time.time(), "method": self.command, "path": urlsplit(self.path).path,
+                            "status": status, "bytes": sent, "fault": fault})
+
+    def _reply(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self._finish(status, len(body))
+
+    def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+        if urlsplit(self.path).path != "/_faults":
+            return self._reply(405, b"only /_faults can be changed\n")
+        length = int(self.headers.get("Content-Length", "0"))
+        faults = json.loads(self.rfile.read(length) or b"{}")
+        for path, mode in faults.items():
+            parse_fault("{}={}".format(path, mode))
+        with self.server.lock:
+            self.server.faults.update(faults)
+        self._reply(200, b"ok\n")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        with self.server.lock:
+            self.server.faults.clear()
+        self._reply(200, b"ok\n")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET(head=True)
+
+    def do_GET(self, head: bool = False) -> None:  # noqa: N802
+        path = unquote(urlsplit(self.path).path)
+        with self.server.lock:
+            fault = self.server.faults.get(path)
+        if fault and fault.startswith("slow"):
+            time.sleep(float(fault.partition(":")[2] or 30))
+        if fault == "500":
+            return self._reply(500, b"injected server error\n")
+        local = os.path.realpath(os.path.join(self.server.root, path.lstrip("/")))
+        if not local.startswith(self.server.root + os.sep) or not os.path.isfile(local):
+            return self._reply(404, b"not found\n")
+        with open(local, "rb") as handle:
+            body = handle.read()
+        promised = len(body)
+        if fault == "short":
+            body = body[: len(body) // 2]
+            promised = len(body)
+        elif fault == "truncate":
+            body = body[: len(body) // 2]
+        elif fault == "corrupt":
+            body = bytes(b ^ 0xFF if i % 997 == 0 else b for i, b in enumerate(body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(promised))
+        if fault == "truncate":
+            self.send_header("Connection", "close")
+        self.end_headers()
+        sent = 0
+        if not head:
+            self.wfile.write(body)
+            sent = len(body)
+        if fault == "truncate":
+            self.close_connection = True
+        self._finish(200, sent, fault)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, help="directory to serve")
+    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
+    parser.add_argument("--log", required=True, help="JSON-lines request log (appended)")
+    parser.add_argument("--fault", type=parse_fault, action="append", default=[], help="/PATH=MODE (repeatable)")
+    parser.add_argument("--daemon", action="store_true", help="detach after binding the port")
+    parser.add_argument("--pidfile", help="write the server's pid here")
+    args = parser.parse_args(argv)
+    server = ArtifactServer(args.port, args.root, args.log, dict(args.fault))
+    if args.daemon:
+        child = os.fork()
+        if child:  # the parent returns once the port is bound: callers can use it at once
+            if args.pidfile:
+                with open(args.pidfile, "w") as handle:
+                    handle.write("{}\n".format(child))
+            return 0
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+    elif args.pidfile:
+        with open(args.pidfile, "w") as handle:
+            handle.write("{}\n".format(os.getpid()))
+    try:
+        server.serve_forever()
+    finally:
+        if args.pidfile and os.path.exists(args.pidfile):
+            os.unlink(args.pidfile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""The controller's staging (role artifact_stage) against a real HTTP server on 127.0.0.1.
+
+harness/artifact_server.py serves the artifacts, logs every request and injects the faults of
+real networks; the role's own tasks run through ansible-playbook on a fleet of local hosts.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SERVER = REPO / "harness" / "artifact_server.py"
+FLEET = ["pi-1", "pi-2", "pi-3", "pi-4"]
+
+PLAYBOOK = """
+- name: Stage artifacts for a fleet.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Load the table.
+      ansible.builtin.include_role:
+        name: artifact_stage
+        tasks_from: catalog
+    - name: Fetch once for the whole fleet.
+      ansible.builtin.include_role:
+        name: artifact_stage
+        tasks_from: fetch
+        apply:
+          delegate_to: localhost
+          run_once: true
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Origin:
+    """The artifact server and its request log."""
+
+    def __init__(self, root: Path, log: Path, port: int) -> None:
+        self.root, self.log, self.port = root, log, port
+        self.url = "http://127.0.0.1:{}".format(port)
+
+    def requests(self) -> List[Dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+    def gets(self) -> List[str]:
+        return [r["path"] for r in self.requests() if r["method"] == "GET" and r["path"] != "/_faults"]
+
+    def set_faults(self, faults: Dict[str, str]) -> None:
+        import urllib.request
+        method = "PUT" if faults else "DELETE"
+        req = urllib.request.Request(self.url + "/_faults", data=json.dumps(faults).encode(), method=method)
+        urllib.request.urlopen(req, timeout=5).read()
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> Iterator[Origin]:
+    root = tmp_path / "origin"
+    for name, size in (("alpha", 300_000), ("beta", 50_000)):
+        (root / name / "1.0").mkdir(parents=True)
+        (root / name / "1.0" / (name + ".bin")).write_bytes(os.urandom(size))
+    port = _free_port()
+    log = tmp_path / "requests.jsonl"
+    proc = subprocess.Popen([sys.executable, str(SERVER), "--root", str(root), "--port", str(port), "--log", str(log)])
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield Origin(root, log, port)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Stage:
+    """One controller: a catalog, a cache, and ansible-playbook runs of the role."""
+
+    def __init__(self, tmp: Path, origin: Origin) -> None:
+        self.tmp, self.origin = tmp, origin
+        self.cache = tmp / "cache"
+        self.catalog: Dict[str, Any] = {"artifacts": {}}
+        for name in ("alpha", "beta"):
+            path = origin.root / name / "1.0" / (name + ".bin")
+            self.catalog["artifacts"][name] = {"1.0": {"any": {
+                "filename": path.name, "url": "{}/{}/1.0/{}".format(origin.url, name, path.name), "sha256": _sha256(path)}}}
+        (tmp / "playbook.yml").write_text(PLAYBOOK)
+        (tmp / "hosts.ini").write_text("[all]\n" + "".join(
+            "{} ansible_connection=local ansible_python_interpreter={}\n".format(h, sys.executable) for h in FLEET))
+        (tmp / "ansible.cfg").write_text("[defaults]\n")
+
+    def run(self, extra: Optional[Dict[str, Any]] = None, check: bool = False) -> Dict[str, Any]:
+        (self.tmp / "artifacts.yml").write_text(yaml.safe_dump(self.catalog))
+        variables = {
+            "artifact_stage_catalog_file": str(self.tmp / "artifacts.yml"),
+            "artifact_stage_cache_dir": str(self.cache),
+            "artifact_stage_local_dir": str(self.tmp / "dropped"),
+            "artifact_stage_items": [{"name": n, "version": "1.0", "variant": "any"} for n in ("alpha", "beta")],
+            "artifact_stage_retries": 0, "artifact_stage_retry_delay": 0, "artifact_stage_timeout": 5,
+        }
+        variables.update(extra or {})
+        (self.tmp / "vars.json").write_text(json.dumps(variables))
+        env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                   ANSIBLE_CONFIG=str(self.tmp / "ansible.cfg"))
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(self.tmp / "hosts.ini"),
+               str(self.tmp / "playbook.yml"), "-e", "@" + str(self.tmp / "vars.json")] + (["--check"] if check else [])
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+        report = json.loads(proc.stdout)
+        failures = [msg for play in report["plays"] for task in play["tasks"] for res in task["hosts"].values()
+                    if res.get("failed")
+                    for msg in [res.get("msg", "")] + [r.get("msg", "") for r in res.get("results", []) if r.get("failed")]]
+        return {"rc": proc.returncode, "stats": report["stats"], "failures": failures}
+
+
+@pytest.fixture
+def stage(tmp_path: Path, origin: Origin) -> Stage:
+    return Stage(tmp_path, origin)
+
+
+def _changed(result: Dict[str, Any]) -> int:
+    return sum(s["changed"] for s in result["stats"].values())
+
+
+def test_a_fleet_downloads_each_artifact_once_and_a_rerun_transfers_nothing(stage: Stage, origin: Origin) -> None:
+    first = stage.run()
+    assert first["rc"] == 0, first["failures"]
+    assert sorted(origin.gets()) == ["/alpha/1.0/alpha.bin", "/beta/1.0/beta.bin"], "one GET per artifact for 4 Pis"
+    for name in ("alpha", "beta"):
+        cached = stage.cache / name / "1.0" / (name + ".bin")
+        assert _sha256(cached) == stage.catalog["artifacts"][name]["1.0"]["any"]["sha256"]
+    sent_before = sum(r["bytes"] for r in origin.requests())
+
+    again = stage.run()
+    assert again["rc"] == 0 and _changed(again) == 0, again
+    assert sum(r["bytes"] for r in origin.requests()) == sent_before, "a re-run must transfer zero bytes"
+
+    checked = stage.run(check=True)
+    assert checked["rc"] == 0 and _changed(checked) == 0, checked
+
+
+@pytest.mark.parametrize("fault,expect", [
+    ("500", "HTTP 500"),
+    ("truncate", "Incomplete read"),
+    ("short", "did not match"),
+    ("corrupt", "did not match"),
+    ("slow:8", "timed out"),
+])
+def test_a_bad_download_fails_clearly_and_leaves_the_cache_clean(stage: Stage, origin: Origin, fault: str, expect: str) -> None:
+    origin.set_faults({"/alpha/1.0/alpha.bin": fault})
+    result = stage.run({"artifact_stage_timeout": 3})
+    assert result["rc"] != 0
+    message = " ".join(" ".join(result["failures"]).split())
+    assert "Could not stage alpha 1.0 any from {}/alpha/1.0/alpha.bin".format(origin.url) in message, message
+    assert expect in message, message
+    if fault in ("short", "corrupt"):  # a checksum mismatch shows the expected and the actual sum
+        expected = stage.catalog["artifacts"]["alpha"]["1.0"]["any"]["sha256"]
+        assert expected in message, message
+    assert not (stage.cache / "alpha" / "1.0" / "alpha.bin").exists(), "a bad download must not stay in the cache"
+
+
+def test_unpinned_artifact_is_refused_unless_trusted_on_first_use(stage: Stage, origin: Origin) -> None:
+    real_sum = stage.catalog["artifacts"]["beta"]["1.0"]["any"].pop("sha256")
+    refused = stage.run()
+    assert refused["rc"] != 0
+    assert any("No sha256 is pinned for beta 1.0 any (beta.bin)" in " ".join(m.split()) for m in refused["failures"]), refused
+    assert origin.gets() == [], "nothing is downloaded before every sum is settled"
+
+    trusted = stage.run({"artifact_stage_trust_on_first_use": True})
+    assert trusted["rc"] == 0, trusted["failures"]
+    recorded = yaml.safe_load((stage.cache / "trusted-sums.yml").read_text())
+    assert recorded == {"beta": {"1.0": {"any": real_sum}}}
+
+    # From now on the recorded sum is enforced: a changed file at the origin is refused.
+    (stage.cache / "beta" / "1.0" / "beta.bin").unlink()
+    origin.set_faults({"/beta/1.0/beta.bin": "corrupt"})
+    changed = stage.run()
+    assert changed["rc"] != 0 and real_sum in " ".join(changed["failures"]), changed
+
+
+def test_mirror_and_dropped_files_replace_the_origin(stage: Stage, origin: Origin) -> None:
+    for entry in stage.catalog["artifacts"].values():
+        entry["1.0"]["any"]["url"] = "http://127.0.0.1:9/unreachable"  # discard port: nothing listens
+    dropped = stage.tmp / "dropped" / "beta" / "1.0"
+    dropped.mkdir(parents=True)
+    (dropped / "beta.bin").write_bytes((origin.root / "beta" / "1.0" / "beta.bin").read_bytes())
+    result = stage.run({"artifact_stage_mirror_url": origin.url + "/"})
+    assert result["rc"] == 0, result["failures"]
+    assert origin.gets() == ["/alpha/1.0/alpha.bin"], "alpha from the mirror, beta from the dropped file"
+    assert (stage.cache / "beta" / "1.0" / "beta.bin").exists()
