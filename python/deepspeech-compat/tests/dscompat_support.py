@@ -156,7 +156,7 @@ def finish_worker(proc: "subprocess.Popen[bytes]") -> WorkerResult:
     out, err = proc.communicate(timeout=300)
     stdout, stderr = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
     if proc.returncode != 0:
-        raise AssertionError("worker {} failed ({}):\n{}\n{}".format(proc.args, proc.returncode, stdout, stderr))
+        raise AssertionError("worker {!r} failed ({}):\n{}\n{}".format(proc.args, proc.returncode, stdout, stderr))
     return WorkerResult(json.loads(stdout.strip().splitlines()[-1]), stderr)
 
 

@@ -104,7 +104,7 @@ def scenario_create_model(paths: List[Any], raw: bool = False, **_: Any) -> Dict
 
 def _inputs(samples: array) -> Dict[str, Any]:
     variants: Dict[str, Any] = {"array_h": samples, "bytes": samples.tobytes(), "bytearray": bytearray(samples.tobytes()),
-                "memoryview": memoryview(samples), "list": list(samples)}
+                                "memoryview": memoryview(samples), "list": list(samples)}
     try:
         import numpy
     except ImportError:
