@@ -12,7 +12,7 @@ line (path, status, bytes sent), and can inject the faults a fleet meets on real
   slow:S     wait S seconds before answering
 
     artifact_server.py --root DIR --port 8765 --log requests.jsonl [--fault PATH=MODE ...]
-        [--daemon --pidfile FILE]
+        [--daemon --pidfile FILE [--replace]]      artifact_server.py --stop --pidfile FILE
 
 Faults can also be changed while it runs: PUT /_faults with a JSON object {path: mode}; DELETE
 /_faults clears them. Binds to loopback only.
@@ -129,15 +129,44 @@ class Handler(BaseHTTPRequestHandler):
         self._finish(200, sent, fault)
 
 
+def stop(pidfile: Optional[str]) -> None:
+    """Stop the server whose pid is in pidfile, if it still runs."""
+    if not pidfile or not os.path.exists(pidfile):
+        return
+    with open(pidfile) as handle:
+        pid = int(handle.read().strip() or 0)
+    os.unlink(pidfile)
+    if pid <= 0:
+        return
+    try:
+        os.kill(pid, 15)
+    except ProcessLookupError:
+        return
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True, help="directory to serve")
-    parser.add_argument("--port", type=int, required=True, help="port on 127.0.0.1")
-    parser.add_argument("--log", required=True, help="JSON-lines request log (appended)")
+    parser.add_argument("--root", help="directory to serve")
+    parser.add_argument("--port", type=int, help="port on 127.0.0.1")
+    parser.add_argument("--log", help="JSON-lines request log (appended)")
     parser.add_argument("--fault", type=parse_fault, action="append", default=[], help="/PATH=MODE (repeatable)")
     parser.add_argument("--daemon", action="store_true", help="detach after binding the port")
     parser.add_argument("--pidfile", help="write the server's pid here")
+    parser.add_argument("--replace", action="store_true", help="stop the server named in --pidfile first")
+    parser.add_argument("--stop", action="store_true", help="only stop the server named in --pidfile")
     args = parser.parse_args(argv)
+    if args.replace or args.stop:
+        stop(args.pidfile)
+        if args.stop:
+            return 0
+    if not (args.root and args.port and args.log):
+        parser.error("--root, --port and --log are required to serve")
     server = ArtifactServer(args.port, args.root, args.log, dict(args.fault))
     if args.daemon:
         child = os.fork()
