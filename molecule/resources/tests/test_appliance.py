@@ -109,3 +109,52 @@ def test_official_library_loads_in_the_venv_python(host: Any) -> None:
     """The embedded official libdeepspeech.so loads through ctypes from the Pi's Python 3.11."""
     out = host.check_output(VENV + "/bin/python -c 'import deepspeech, platform; print(deepspeech.version(), platform.machine())'")
     assert out == "0.7.4 " + SCENARIO_MACHINE[SCENARIO], out
+
+
+MODELS = "/opt/voice-appliance/models"
+FIXTURE = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", ".")) / "files" / "fixture"
+
+
+def test_current_model_is_a_verified_version(host: Any) -> None:
+    current = host.file(MODELS + "/current")
+    assert current.is_symlink and current.linked_to.startswith(MODELS + "/fixture_model-1-"), current.linked_to
+    verified = json.loads(host.file(MODELS + "/current/.verified").content_string)
+    manifest = json.loads((FIXTURE / "manifest.json").read_text())["files"]
+    assert verified["tflite"] == manifest["output_graph.tflite"]["sha256"], verified
+    assert verified["alphabet"] == manifest["alphabet.txt"]["sha256"], verified
+    assert not host.file(MODELS + "/current/output_graph.pb").exists, "the TFLite runtime needs no protobuf graph"
+
+
+def test_the_recorded_test_wav_transcribes_on_the_pi(host: Any) -> None:
+    """The Pi's own DeepSpeech (official library, compat binding, its Python) transcribes the recorded WAV."""
+    host.ansible("ansible.builtin.copy", "src={} dest=/root/das_ist_ein_test.wav mode=0644".format(FIXTURE / "das_ist_ein_test.wav"),
+                 become=True, check=False)
+    out = host.check_output(VENV + "/bin/deepspeech --model " + MODELS + "/current/output_graph.tflite"
+                            " --audio /root/das_ist_ein_test.wav 2>/dev/null")
+    assert out.strip() == (FIXTURE / "das_ist_ein_test.txt").read_text().strip()
+
+
+@pytest.mark.skipif(SCENARIO != "default", reason="one fault run is enough; it runs on the fast amd64 Pi")
+def test_a_damaged_model_update_is_refused_and_the_working_model_stays(host: Any, tmp_path: Path) -> None:
+    """A truncated graph whose (pinned) sum matches passes staging; the Pi's load proof must refuse it."""
+    import hashlib
+    origin = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "origin" / "fixture_model" / "2"
+    origin.mkdir(parents=True, exist_ok=True)
+    graph = (FIXTURE / "output_graph.tflite").read_bytes()
+    (origin / "output_graph.tflite").write_bytes(graph[: len(graph) // 2])
+    (origin / "alphabet.txt").write_bytes((FIXTURE / "alphabet.txt").read_bytes())
+    entries = {variant: {"filename": name, "url": "http://127.0.0.1:8731/fixture_model/2/" + name,
+                         "sha256": hashlib.sha256((origin / name).read_bytes()).hexdigest()}
+               for variant, name in (("tflite", "output_graph.tflite"), ("alphabet", "alphabet.txt"))}
+    extra = tmp_path / "update.json"
+    extra.write_text(json.dumps({"deepspeech_model_version": "2",
+                                 "artifact_stage_catalog_overrides": {"fixture_model": {"2": entries}}}))
+    before = host.file(MODELS + "/current").linked_to
+    run = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-e", "@" + str(extra),
+         str(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parent / "resources" / "converge.yml")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False, timeout=1800)
+    assert run.returncode != 0, "a damaged model must fail the host"
+    assert "was refused and removed; this Pi keeps its working model" in run.stdout, run.stdout[-3000:]
+    assert host.file(MODELS + "/current").linked_to == before
+    assert "fixture_model-2-" not in host.check_output("ls " + MODELS), "the refused copy must be removed"
