@@ -1,0 +1,295 @@
+"""The real rhasspy-asr-deepspeech-hermes service (patched wheels, compat deepspeech with the
+official libdeepspeech 0.7.4) against a real Mosquitto: start-up refusals, MQTT plumbing,
+training through voice-retrain, and — with the fixture model — transcription before and after
+training."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+import rasr_support as support
+
+SITE = "default"
+SENTENCES = """\
+[Test]
+(das ist | ist das) ein test
+
+[Licht]
+geraet = (licht | lampe){geraet}
+schalte das <geraet> (an | aus | ein:an){zustand}
+
+[Fragen]
+wie spät ist es
+wie [viel] uhr ist es
+"""
+# Spoken words of SENTENCES (what the generated scorer must hold).
+SENTENCE_WORDS = {"das", "ist", "ein", "test", "schalte", "licht", "lampe", "an", "aus", "wie", "spät",
+                  "es", "viel", "uhr"}
+
+MAKE_GRAPH = """
+import sys
+import rhasspynlu
+from rhasspynlu import ini_jsgf
+with open(sys.argv[1], encoding="utf-8") as handle:
+    intents = rhasspynlu.parse_ini(handle.read())
+sentences, replacements = ini_jsgf.split_rules(intents)
+graph = rhasspynlu.intents_to_graph(sentences, replacements)
+with open(sys.argv[2], "wb") as out:
+    rhasspynlu.graph_to_gzip_pickle(graph, out)
+"""
+
+SCORER_WORDS = """
+import json, sys
+from voice_appliance import scorer
+info = scorer.read_scorer(sys.argv[1])
+print(json.dumps(sorted(scorer.words_of(info, scorer.read_alphabet(sys.argv[2])))))
+"""
+
+
+class Setup(object):
+    """Model directory with the base scorer, the voice-retrain configuration, the graph."""
+
+    def __init__(self, tmp: Path, venv: support.Venv, kenlm_bin: Path,
+                 model: Optional[Dict[str, Any]] = None) -> None:
+        self.venv = venv
+        self.dir = tmp / "model"
+        self.dir.mkdir()
+        self.base = self.dir / "kenlm.scorer"
+        shutil.copy(str(support.BASE_SCORER_DATA / "reference.scorer"), str(self.base))
+        self.base_sha = support.sha256(self.base)
+        self.generated = self.dir / "generated.scorer"
+        if model:
+            self.model, self.alphabet = Path(model["model"]), Path(model["alphabet"])
+            config: Dict[str, Any] = {"model": str(self.model), "verify_audio": str(model["wav"]),
+                                      "verify_transcript": model["transcript"]}
+        else:
+            # Training only: a model file that is never loaded, no verification decode.
+            self.model, self.alphabet = self.dir / "output_graph.tflite", support.BASE_SCORER_DATA / "alphabet.txt"
+            self.model.write_bytes(b"not a model")
+            config = {"verify": False, "check_model_alphabet": False}
+        config.update({"_comment": "test", "alphabet": str(self.alphabet), "output_scorer": str(self.generated),
+                       "kenlm_bin_dir": str(kenlm_bin), "work_dir": str(tmp)})
+        self.config = tmp / "retrain.json"
+        self.config.write_text(json.dumps(config, indent=1), encoding="utf-8")
+        self.tmp = tmp
+
+    def graph(self, text: str, name: str = "intent_graph.pickle.gz") -> Path:
+        ini = self.tmp / (name + ".ini")
+        ini.write_text(text, encoding="utf-8")
+        out = self.tmp / name
+        self.venv.run(MAKE_GRAPH, str(ini), str(out))
+        return out
+
+    def args(self, *extra: str) -> List[str]:
+        return ["--model", str(self.model), "--scorer", str(self.base), "--retrain-config", str(self.config)] + list(extra)
+
+    def words(self, scorer: Path) -> List[str]:
+        return json.loads(self.venv.run(SCORER_WORDS, str(scorer), str(self.alphabet)).stdout)
+
+
+# systemd's PATH: the service must find the venv's deepspeech CLI for the verification by itself.
+SERVICE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONWARNINGS": "error::RuntimeWarning"}
+
+
+def service(venv: support.Venv, broker: support.Broker, args: List[str]) -> support.Service:
+    return support.Service(venv, broker.port, args, env=SERVICE_ENV)
+
+
+def train(hermes: support.Hermes, graph: Path, train_id: str, timeout: float = 120) -> Dict[str, Any]:
+    """Publish rhasspy/asr/<site>/train; return trainSuccess's or the error's payload (+ topic)."""
+    since = hermes.mark()
+    hermes.publish("rhasspy/asr/%s/train" % SITE, {"id": train_id, "graph_path": str(graph),
+                                                  "graph_format": "pickle-gzip"})
+    topic, payload = hermes.wait_for(
+        lambda t, p: (t == "rhasspy/asr/%s/trainSuccess" % SITE and p.get("id") == train_id)
+        or (t == "hermes/error/asr" and p.get("sessionId") == train_id),
+        timeout, "trainSuccess or error for %s" % train_id, since)
+    return dict(payload, topic=topic)
+
+
+# --- start-up --------------------------------------------------------------------------------------
+
+def test_startup_refusals_name_the_bad_value(asr_venv, broker, kenlm_bin, tmp_path) -> None:
+    setup = Setup(tmp_path, asr_venv, kenlm_bin)
+    same = tmp_path / "same.json"
+    same.write_text(json.dumps({"alphabet": str(setup.alphabet), "output_scorer": str(setup.base),
+                                "verify": False}), encoding="utf-8")
+    cases = [
+        (["--model", str(tmp_path / "missing.tflite")], "--model %s does not exist" % (tmp_path / "missing.tflite")),
+        (["--model", str(setup.model), "--scorer", str(tmp_path / "nope.scorer")],
+         "--scorer %s does not exist" % (tmp_path / "nope.scorer")),
+        (setup.args("--base-language-model-weight", "0.5"), "--base-language-model-weight 0.5: mixing"),
+        (["--model", str(setup.model), "--scorer", str(setup.base), "--retrain-config", str(same)],
+         "is the base scorer --scorer %s: training would overwrite the base scorer" % setup.base),
+        (["--model", str(setup.model), "--retrain-config", str(tmp_path / "none.json")],
+         "--retrain-config %s does not exist" % (tmp_path / "none.json")),
+    ]
+    bad_config = tmp_path / "bad.json"
+    bad_config.write_text(json.dumps({"alphabet": str(setup.alphabet), "output_scorer": str(setup.generated),
+                                      "verify": False, "ordr": 3}), encoding="utf-8")
+    cases.append((["--model", str(setup.model), "--retrain-config", str(bad_config)], "unknown option 'ordr'"))
+    for args, message in cases:
+        code, output = service(asr_venv, broker, args).run_to_exit()
+        assert code == 2 and message in output, (args, code, output)
+    assert support.sha256(setup.base) == setup.base_sha
+
+
+# --- MQTT plumbing (no model needed) ---------------------------------------------------------------
+
+def test_failed_transcription_is_reported_and_service_survives(asr_venv, broker, kenlm_bin, tmp_path) -> None:
+    setup = Setup(tmp_path, asr_venv, kenlm_bin)  # "model" that the library refuses
+    wav = tmp_path / "silence.wav"
+    import wave
+
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\0\0" * 8000)
+    svc = service(asr_venv, broker, ["--model", str(setup.model), "--no-overwrite-train"]).start()
+    hermes = support.Hermes(broker.port)
+    try:
+        captured, errors = hermes.transcribe(wav, "s1")
+        assert captured["text"] == "" and captured["siteId"] == SITE
+        assert len(errors) == 1 and "transcription failed: ModelFormatError" in errors[0]["error"], errors
+        assert hermes.json_messages("rhasspy/asr/recordingFinished")[-1]["sessionId"] == "s1"
+
+        # --no-overwrite-train: training succeeds and changes nothing
+        result = train(hermes, setup.graph(SENTENCES), "t-no-overwrite")
+        assert result["topic"].endswith("/trainSuccess") and not setup.generated.exists()
+
+        # SIGHUP reloads instead of killing; a restarted broker is reconnected to
+        svc.signal(signal.SIGHUP)
+        broker.stop()
+        broker.start()
+        hermes.close()
+        hermes = support.Hermes(broker.port)
+        deadline = time.time() + 30
+        while sum("Subscribed to rhasspy/asr/+/train" in line for line in list(svc.lines)) < 2:
+            assert time.time() < deadline and svc.proc.poll() is None, svc.log()
+            time.sleep(0.1)
+        captured, errors = hermes.transcribe(wav, "s2")
+        assert captured["text"] == "" and errors and "ModelFormatError" in errors[0]["error"]
+    finally:
+        hermes.close()
+        svc.stop()
+
+
+def test_training_needs_a_retrain_config(asr_venv, broker, kenlm_bin, tmp_path) -> None:
+    setup = Setup(tmp_path, asr_venv, kenlm_bin)
+    svc = service(asr_venv, broker, ["--model", str(setup.model), "--scorer", str(setup.base)]).start()
+    hermes = support.Hermes(broker.port)
+    try:
+        result = train(hermes, setup.graph(SENTENCES), "t-none")
+        assert result["topic"] == "hermes/error/asr" and "--retrain-config" in result["error"], result
+    finally:
+        hermes.close()
+        svc.stop()
+    assert support.sha256(setup.base) == setup.base_sha and not setup.generated.exists()
+
+
+# --- training through voice-retrain ----------------------------------------------------------------
+
+GRAPH_VS_TEMPLATES = """
+import json, pickle, gzip, sys
+from rhasspyasr_deepspeech.train import graph_sentences
+from voice_appliance import sentences
+with gzip.open(sys.argv[1], "rb") as handle:
+    graph = pickle.load(handle)
+from_graph = sorted((intent, text) for intent, texts in graph_sentences(graph).items() for text in texts)
+_, expanded = sentences.expand_files([sys.argv[2]])
+from_templates = sorted(set((item.intent, item.text) for item in expanded))
+print(json.dumps([from_graph, from_templates]))
+"""
+
+
+def test_graph_sentences_equal_voice_retrain_expansion(asr_venv, kenlm_bin, tmp_path) -> None:
+    setup = Setup(tmp_path, asr_venv, kenlm_bin)
+    graph = setup.graph(SENTENCES)
+    from_graph, from_templates = json.loads(asr_venv.run(GRAPH_VS_TEMPLATES, str(graph),
+                                                         str(graph) + ".ini").stdout)
+    assert from_graph == from_templates
+    assert ["Licht", "schalte das lampe ein"] in from_graph  # the spoken side of ein:an
+    assert len(from_graph) == 2 + 2 * 3 + 3
+
+
+def test_training_writes_the_generated_scorer_beside_the_base(asr_venv, broker, kenlm_bin, tmp_path) -> None:
+    setup = Setup(tmp_path, asr_venv, kenlm_bin)
+    svc = service(asr_venv, broker, setup.args()).start()
+    hermes = support.Hermes(broker.port)
+    try:
+        graph = setup.graph(SENTENCES)
+        result = train(hermes, graph, "t1")
+        assert result["topic"] == "rhasspy/asr/%s/trainSuccess" % SITE, (result, svc.log())
+        assert setup.generated.is_file() and setup.generated.parent == setup.base.parent
+        assert support.sha256(setup.base) == setup.base_sha, "the base scorer was written"
+        assert set(setup.words(setup.generated)) == SENTENCE_WORDS
+        first = support.sha256(setup.generated)
+
+        # the same graph again: voice-retrain reports "unchanged" and touches nothing
+        assert train(hermes, graph, "t2")["topic"].endswith("/trainSuccess")
+        assert support.sha256(setup.generated) == first
+        assert not setup.generated.with_name("generated.scorer.previous").exists()
+
+        # a word the alphabet cannot spell: an error naming it; both scorers stay as they were
+        result = train(hermes, setup.graph("[Kaffee]\nein café bitte\n", "cafe.pickle.gz"), "t3")
+        assert result["topic"] == "hermes/error/asr", result
+        assert "[alphabet]" in result["error"] and "café" in result["error"], result
+        assert support.sha256(setup.generated) == first and support.sha256(setup.base) == setup.base_sha
+
+        # a graph file that is not there
+        result = train(hermes, tmp_path / "missing.pickle.gz", "t4")
+        assert result["topic"] == "hermes/error/asr" and "missing.pickle.gz" in result["error"], result
+    finally:
+        hermes.close()
+        svc.stop()
+
+
+# --- with the fixture model: transcription before and after training -------------------------------
+
+def test_transcribes_and_uses_the_trained_scorer(asr_venv, broker, kenlm_bin, tmp_path, fixture_model) -> None:
+    setup = Setup(tmp_path, asr_venv, kenlm_bin, fixture_model)
+    expected = fixture_model["transcript"]
+    base_words = set(setup.words(setup.base))
+    assert "test" not in base_words and {"das", "ist", "ein"} <= base_words
+    svc = service(asr_venv, broker, setup.args()).start()
+    hermes = support.Hermes(broker.port)
+    try:
+        # 1. the base scorer restricts the decoding to its words: "test" cannot come out
+        captured, errors = hermes.transcribe(fixture_model["wav"], "before")
+        assert not errors, (errors, svc.log())
+        words = captured["text"].split()
+        print("with the base scorer:", words)
+        assert words and set(words) <= base_words and captured["text"] != expected
+
+        # 2. training: the generated scorer beside the base one (verified by voice-retrain)
+        result = train(hermes, setup.graph(SENTENCES), "train-1")
+        assert result["topic"].endswith("/trainSuccess"), (result, svc.log())
+        assert setup.generated.is_file() and support.sha256(setup.base) == setup.base_sha
+
+        # 3. the next transcription uses it
+        captured, errors = hermes.transcribe(fixture_model["wav"], "after")
+        assert not errors, (errors, svc.log())
+        assert captured["text"] == expected, svc.log()
+        assert captured["siteId"] == SITE and captured["sessionId"] == "after" and captured["likelihood"] > 0
+    finally:
+        hermes.close()
+        svc.stop()
+
+    # 4. a restarted service picks the generated scorer up by itself
+    svc = service(asr_venv, broker, setup.args()).start()
+    hermes = support.Hermes(broker.port)
+    try:
+        captured, errors = hermes.transcribe(fixture_model["wav"], "restarted")
+        assert not errors and captured["text"] == expected, (captured, errors, svc.log())
+    finally:
+        hermes.close()
+        svc.stop()
+    assert support.sha256(setup.base) == setup.base_sha
