@@ -151,11 +151,13 @@ def test_malformed_sentences_leave_the_previous_scorer_live(host: Any, restore_s
 def test_a_killed_retrain_leaves_the_previous_scorer_live(host: Any, restore_sentences: None) -> None:
     old = _sha(host, SCORER)
     before = _invocation(host)
-    _write_sentences(host, host.file(SENTENCES).content_string + "\n[Musik]\nspiele musik\n")
-    # kill -9 the pipeline as soon as voice-retrain itself runs (after the debounce).
+    # Sentences that take a while to expand (10^5), so the kill lands inside the pipeline.
+    digits = "(eins | zwei | drei | vier | fünf | sechs | sieben | acht | neun | null)"
+    _write_sentences(host, host.file(SENTENCES).content_string + "\n[Zahlen]\n" + " ".join([digits] * 5) + "\n")
+    # kill -9 voice-retrain one second after it started (after the debounce).
     killed = host.run("timeout 60 sh -c 'until pid=$(pgrep -u voice -f \"bin/voice-retrain --config\"); do sleep 0.05; done;"
-                      " sleep 0.3; kill -9 $pid; echo $pid'")
-    assert killed.rc == 0, killed.stderr
+                      " sleep 1; kill -9 $pid'")
+    assert killed.rc == 0, "voice-retrain had ended before the kill: " + killed.stderr
     props = _wait_for_run(host, before)
     assert props["Result"] == "signal", props
     assert _sha(host, SCORER) == old, "a killed retrain must not touch the installed scorer"
