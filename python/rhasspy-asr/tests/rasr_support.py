@@ -208,12 +208,33 @@ class Broker(object):
         self.directory = directory
         self.port = free_port()
         self.config = directory / "mosquitto.conf"
+        # log_type subscribe: the broker logs each subscription it has taken ("<client> <qos> <topic>")
         self.config.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                               "log_dest stderr\n" % self.port, encoding="utf-8")
+                               "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
+                               "log_type subscribe\n" % self.port, encoding="utf-8")
+        self.log_path = directory / "mosquitto.log"
         self.proc: Optional["subprocess.Popen[bytes]"] = None
 
+    def log_offset(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def wait_subscribed(self, topics: Sequence[str], offset: int, timeout: float,
+                        alive: Callable[[], bool] = lambda: True) -> None:
+        """Wait until the broker has logged a subscription to every topic (after ``offset``):
+        from then on it routes them (a client's own log line comes before its SUBSCRIBE is taken)."""
+        deadline = time.time() + timeout
+        while True:
+            with self.log_path.open("rb") as handle:
+                handle.seek(offset)
+                lines = handle.read().decode("utf-8", "replace").splitlines()
+            if all(any(line.endswith(" " + topic) and " 0 " in line for line in lines) for topic in topics):
+                return
+            if time.time() > deadline or not alive():
+                raise AssertionError("the broker has no subscription to %s after %s s" % (list(topics), timeout))
+            time.sleep(0.05)
+
     def start(self) -> "Broker":
-        log = (self.directory / "mosquitto.log").open("ab")
+        log = self.log_path.open("ab")
         self.proc = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
         log.close()
         _wait_port(self.port, 10, self.proc, "mosquitto")
@@ -237,8 +258,9 @@ class Service(object):
     READY = ("hermes/asr/startListening", "hermes/audioServer/+/audioFrame", "hermes/asr/stopListening",
              "rhasspy/asr/+/train")
 
-    def __init__(self, venv: Venv, port: int, args: Sequence[str], env: Optional[Dict[str, str]] = None) -> None:
-        self.command = [venv.script(SERVICE), "--host", "127.0.0.1", "--port", str(port), "--debug"] + list(args)
+    def __init__(self, venv: Venv, broker: Broker, args: Sequence[str], env: Optional[Dict[str, str]] = None) -> None:
+        self.broker = broker
+        self.command = [venv.script(SERVICE), "--host", "127.0.0.1", "--port", str(broker.port), "--debug"] + list(args)
         self.env = dict(os.environ)
         self.env.update(env or {})
         self.lines: List[str] = []
@@ -246,19 +268,23 @@ class Service(object):
         self._reader: Optional[threading.Thread] = None
 
     def start(self, ready_timeout: float = 60) -> "Service":
+        offset = self.broker.log_offset()
         self.proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      universal_newlines=True, env=self.env)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        deadline = time.time() + ready_timeout
-        while time.time() < deadline:
-            if all(any("Subscribed to " + topic in line for line in list(self.lines)) for topic in self.READY):
-                return self
-            if self.proc.poll() is not None:
-                time.sleep(0.2)
-                raise AssertionError("the service exited (%s) before subscribing:\n%s" % (self.proc.returncode, self.log()))
-            time.sleep(0.05)
-        raise AssertionError("the service did not subscribe within %s s:\n%s" % (ready_timeout, self.log()))
+        self.wait_subscribed(offset, ready_timeout)
+        return self
+
+    def wait_subscribed(self, offset: int, timeout: float = 60) -> None:
+        """Wait until the broker (log from ``offset``) routes the service's topics to it."""
+        assert self.proc
+        try:
+            self.broker.wait_subscribed(self.READY, offset, timeout, alive=lambda: self.proc.poll() is None)
+        except AssertionError as error:
+            time.sleep(0.2)
+            raise AssertionError("%s; service %s:\n%s" % (error, "exited with %s" % self.proc.returncode
+                                                          if self.proc.poll() is not None else "running", self.log()))
 
     def _read(self) -> None:
         assert self.proc and self.proc.stdout
@@ -288,6 +314,7 @@ class Service(object):
                 self.proc.wait()
         if self._reader:
             self._reader.join(timeout=5)
+        print("--- service log (%s) ---\n%s" % (" ".join(self.command[:1]), self.log(200)))  # shown on failure
 
 
 # --- MQTT test client ------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -99,7 +98,7 @@ SERVICE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONWARNINGS": "error:
 
 
 def service(venv: support.Venv, broker: support.Broker, args: List[str]) -> support.Service:
-    return support.Service(venv, broker.port, args, env=SERVICE_ENV)
+    return support.Service(venv, broker, args, env=SERVICE_ENV)
 
 
 def train(hermes: support.Hermes, graph: Path, train_id: str, timeout: float = 120) -> Dict[str, Any]:
@@ -167,14 +166,12 @@ def test_failed_transcription_is_reported_and_service_survives(asr_venv, broker,
 
         # SIGHUP reloads instead of killing; a restarted broker is reconnected to
         svc.signal(signal.SIGHUP)
+        offset = broker.log_offset()
         broker.stop()
         broker.start()
         hermes.close()
         hermes = support.Hermes(broker.port)
-        deadline = time.time() + 30
-        while sum("Subscribed to rhasspy/asr/+/train" in line for line in list(svc.lines)) < 2:
-            assert time.time() < deadline and svc.proc.poll() is None, svc.log()
-            time.sleep(0.1)
+        svc.wait_subscribed(offset, timeout=60)
         captured, errors = hermes.transcribe(wav, "s2")
         assert captured["text"] == "" and errors and "ModelFormatError" in errors[0]["error"]
     finally:
@@ -253,6 +250,49 @@ def test_training_writes_the_generated_scorer_beside_the_base(asr_venv, broker, 
 
 
 # --- with the fixture model: transcription before and after training -------------------------------
+
+ALPHA_BETA = """
+import json, sys, wave, warnings
+from pathlib import Path
+import numpy
+import deepspeech
+from rhasspyasr_deepspeech import DeepSpeechTranscriber
+model, scorer, wav = sys.argv[1:4]
+data = Path(wav).read_bytes()
+warnings.simplefilter("error", RuntimeWarning)  # the compat library warns on lost alpha/beta
+
+def patched(alpha, beta):
+    result = DeepSpeechTranscriber(Path(model), Path(scorer), lm_alpha=alpha, lm_beta=beta).transcribe_wav(data)
+    return [result.text, result.likelihood]
+
+def before_enabling(alpha, beta):  # the Sh4der fork's order
+    m = deepspeech.Model(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        status = m.setScorerAlphaBeta(alpha, beta)
+    m.enableExternalScorer(scorer)
+    with wave.open(wav) as w:
+        audio = numpy.frombuffer(w.readframes(w.getnframes()), numpy.int16)
+    return [m.stt(audio), status]
+
+print(json.dumps({"default": patched(%r, %r), "penalty": patched(0.93, -200.0),
+                  "bonus": patched(0.93, 100.0), "wrong_order": before_enabling(0.93, -200.0)}))
+"""
+
+
+def test_alpha_beta_are_applied_after_the_scorer(asr_venv, fixture_model) -> None:
+    # The base scorer stores the German defaults; a huge word insertion penalty must change the
+    # decoding — unless it is set before the scorer is enabled, where 0.7.4 drops it (0x2004).
+    scorer = support.BASE_SCORER_DATA / "reference.scorer"
+    code = ALPHA_BETA % (0.931289039105002, 1.1834137581510284)
+    result = json.loads(asr_venv.run(code, str(fixture_model["model"]), str(scorer),
+                                     str(fixture_model["wav"])).stdout.strip().splitlines()[-1])
+    print(result)
+    assert result["default"][0].split() and result["penalty"][0] != result["default"][0]
+    assert len(result["penalty"][0].split()) < len(result["default"][0].split())
+    assert result["wrong_order"] == [result["default"][0], 0x2004]
+    assert 0 < result["default"][1] <= 1 and result["bonus"][1] == 1.0  # capped, no OverflowError
+
 
 def test_transcribes_and_uses_the_trained_scorer(asr_venv, broker, kenlm_bin, tmp_path, fixture_model) -> None:
     setup = Setup(tmp_path, asr_venv, kenlm_bin, fixture_model)
