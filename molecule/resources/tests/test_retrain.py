@@ -164,6 +164,25 @@ def test_a_killed_retrain_leaves_the_previous_scorer_live(host: Any, restore_sen
     host.run_test("{}/bin/voice-scorer-package inspect {} --alphabet {}/alphabet.txt".format(VENV, SCORER, MODEL))
 
 
+@ONLY_AMD64
+def test_an_edit_saved_during_a_retrain_is_not_lost(host: Any, restore_sentences: None) -> None:
+    """The path unit does not watch while the service runs; the service starts one more run itself."""
+    digits = "(eins | zwei | drei | vier | fünf | sechs | sieben | acht | neun | null)"
+    original = host.file(SENTENCES).content_string
+    _write_sentences(host, original + "\n[Zahlen]\n" + " ".join([digits] * 5) + "\n")
+    host.run_test("timeout 60 sh -c 'until pgrep -u voice -f \"bin/voice-retrain --config\" >/dev/null; do sleep 0.05; done'")
+    _write_sentences(host, original + "\n[Zahlen]\n" + " ".join([digits] * 5) + "\n[Radio]\nradio aus\n")
+    spell = "{}/bin/voice-scorer-package inspect {} --alphabet {}/alphabet.txt --spell {}".format(
+        VENV, SCORER, MODEL, _quote("radio aus"))
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        if host.run(spell).rc == 0 and host.run("systemctl is-active voice-retrain.service").stdout.strip() != "activating":
+            return
+        time.sleep(1)
+    pytest.fail("the edit saved during the run never reached the scorer:\n"
+                + host.run("journalctl -u voice-retrain.service -n 30 --no-pager -o cat").stdout)
+
+
 SEED_PLAYBOOK = """
 - name: Choose the tools for described machines.
   hosts: all
