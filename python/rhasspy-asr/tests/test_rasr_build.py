@@ -162,3 +162,12 @@ def test_built_wheels_carry_the_patched_metadata(asr_venv: support.Venv) -> None
         entry_points = [n for n in archive.namelist() if n.endswith("entry_points.txt")]
         assert "rhasspy-asr-deepspeech-hermes = rhasspyasr_deepspeech_hermes.__main__:main" in \
             archive.read(entry_points[0]).decode()
+
+
+def test_wheel_build_is_reproducible_and_offline(asr_venv: support.Venv, sdists: Path, tmp_path: Path) -> None:
+    # --sdist-dir and pip --no-index: no network; SOURCE_DATE_EPOCH from the sdist: same bytes
+    first, second = (build.build(tmp_path / d, sdist_dir=sdists, python=asr_venv.python,
+                                 only=["rhasspy-nlu"], log=lambda message: None)[0] for d in ("a", "b"))
+    assert first.name == "rhasspy_nlu-0.4.0+%s-py3-none-any.whl" % build.LOCAL_LABEL
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes() == (asr_venv.wheels / first.name).read_bytes()
