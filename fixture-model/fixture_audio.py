@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import io
+import re
+import shutil
 import subprocess
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 SAMPLE_RATE = 16000
+_DATA_PATH: Optional[Path] = None  # espeak-ng --path, set by install_random_variants()
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Augment:
     tail_s: float
     noise: str  # "none", "white", "pink" or "brown"
     snr_db: float
+    rate: float = 1.0  # resampling factor: > 1 shortens and raises pitch and formants
 
 
 def tool_version(argv: Sequence[str]) -> str:
@@ -46,10 +50,11 @@ def tool_version(argv: Sequence[str]) -> str:
 
 def synthesize(text: str, voice: Voice) -> np.ndarray:
     """Speak `text` with espeak-ng and resample it with sox to 16 kHz mono int16 (no dither)."""
+    path_arg = ["--path=%s" % _DATA_PATH] if _DATA_PATH else []
+    argv = ["espeak-ng"] + path_arg + ["-v", "de+" + voice.variant, "-s", str(voice.speed),
+                                       "-p", str(voice.pitch), "-g", str(voice.gap), "--stdout", text]
     spoken = subprocess.run(
-        ["espeak-ng", "-v", "de+" + voice.variant, "-s", str(voice.speed), "-p", str(voice.pitch),
-         "-g", str(voice.gap), "--stdout", text],
-        check=True, capture_output=True,
+        argv, check=True, capture_output=True,
     ).stdout
     if len(spoken) < 1000:
         raise RuntimeError("espeak-ng produced no audio for %r with %s" % (text, voice.describe()))
@@ -59,6 +64,41 @@ def synthesize(text: str, voice: Voice) -> np.ndarray:
         input=spoken, check=True, capture_output=True,
     ).stdout
     return np.frombuffer(raw, dtype="<i2").astype(np.int16)
+
+
+def random_variant(name: str, rng: np.random.RandomState) -> str:
+    """An espeak-ng voice variant file with random pitch, formants, voicing and roughness."""
+    base = int(rng.randint(60, 200))
+    scale = rng.uniform(0.88, 1.15)  # vocal tract length: all formants move together
+    lines = ["language variant", "name %s" % name, "pitch %d %d" % (base, base + rng.randint(15, 90))]
+    for k in range(9):
+        lines.append("formant %d %d %d %d" % (k, round(100 * scale * rng.uniform(0.94, 1.06)),
+                                              rng.randint(60, 140), rng.randint(60, 150)))
+    lines += ["flutter %d" % rng.randint(0, 20), "roughness %d" % rng.randint(0, 5),
+              "voicing %d" % rng.randint(50, 140), "consonants %d %d" % (rng.randint(60, 150),
+                                                                      rng.randint(60, 150))]
+    if rng.randint(4) == 0:
+        lines.append("klatt %d" % rng.randint(1, 7))
+    if rng.randint(4) == 0:
+        lines.append("breath %s" % " ".join(str(rng.randint(0, 8)) for _ in range(8)))
+    return "\n".join(lines) + "\n"
+
+
+def install_random_variants(work: Path, count: int, rng: np.random.RandomState) -> List[str]:
+    """Copy espeak-ng's data to `work`, add `count` random variants and use that data from now on."""
+    global _DATA_PATH
+    match = re.search(r"Data at:\s*(\S+)", tool_version(["espeak-ng", "--version"]))
+    if not match:
+        raise RuntimeError("cannot find espeak-ng's data directory in `espeak-ng --version`")
+    data = work / "espeak-ng-data"
+    if data.exists():
+        shutil.rmtree(str(data))
+    shutil.copytree(match.group(1), str(data))
+    names = ["fx_random_%02d" % k for k in range(count)]
+    for name in names:
+        (data / "voices" / "!v" / name).write_text(random_variant(name, rng), encoding="ascii")
+    _DATA_PATH = work
+    return names
 
 
 def trim_silence(audio: np.ndarray, threshold: int = 64) -> np.ndarray:
@@ -82,8 +122,11 @@ def _noise(kind: str, n: int, rng: np.random.RandomState) -> np.ndarray:
 
 
 def augment(clean: np.ndarray, aug: Augment, rng: np.random.RandomState) -> np.ndarray:
-    """Pad, scale to a peak level and add noise at an SNR measured over the speech part."""
+    """Resample, pad, scale to a peak level and add noise at an SNR measured over the speech."""
     speech = clean.astype(np.float64) / 32768.0
+    if aug.rate != 1.0:
+        positions = np.arange(0.0, speech.size - 1, aug.rate)
+        speech = np.interp(positions, np.arange(speech.size), speech)
     peak = np.max(np.abs(speech)) + 1e-12
     speech *= (10.0 ** (aug.peak_dbfs / 20.0)) / peak
     lead = np.zeros(int(aug.lead_s * SAMPLE_RATE))

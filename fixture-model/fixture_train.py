@@ -80,11 +80,12 @@ class AcousticModel(tf.keras.Model):
     """Context window -> normalise -> Dense relu -> LSTM -> Dense (logits; softmax at export)."""
 
     def __init__(self, mean: np.ndarray, std: np.ndarray, hidden: int, cell: int,
-                 n_classes: int) -> None:
+                 n_classes: int, dropout: float) -> None:
         super().__init__()
         self.mean = tf.constant(mean, tf.float32)
         self.std = tf.constant(std, tf.float32)
         self.dense1 = tf.keras.layers.Dense(hidden, activation="relu")
+        self.dropout = tf.keras.layers.Dropout(dropout)
         self.lstm = tf.keras.layers.LSTM(cell, return_sequences=True)
         self.dense3 = tf.keras.layers.Dense(n_classes)
 
@@ -93,7 +94,8 @@ class AcousticModel(tf.keras.Model):
         ctx = tf.signal.frame(padded, 2 * N_CONTEXT + 1, 1, axis=1)  # [B, T, 19, 26]
         ctx = (ctx - self.mean) / self.std
         ctx = tf.reshape(ctx, [tf.shape(mfcc)[0], tf.shape(mfcc)[1], (2 * N_CONTEXT + 1) * N_FEATURES])
-        return self.dense3(self.lstm(self.dense1(ctx)))
+        hidden = self.dropout(self.dense1(ctx), training=training)
+        return self.dense3(self.lstm(hidden))
 
     def export_weights(self) -> Weights:
         w1, b1 = [v.numpy() for v in self.dense1.weights]
@@ -137,7 +139,8 @@ def _pad(feats: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def train(feats: List[np.ndarray], labels: List[List[int]], alphabet: Sequence[str], *,
-          hidden: int, cell: int, epochs: int, batch_size: int, learning_rate: float, seed: int,
+          hidden: int, cell: int, dropout: float, epochs: int, batch_size: int,
+          learning_rate: float, seed: int,
           dev: Tuple[List[np.ndarray], List[str]], log: Callable[[str], None]) -> Tuple[AcousticModel, Dict[str, object]]:
     """Train with CTC; returns the model and a per-epoch history (loss, dev accuracy, seconds)."""
     tf.keras.utils.set_random_seed(seed)
@@ -145,7 +148,7 @@ def train(feats: List[np.ndarray], labels: List[List[int]], alphabet: Sequence[s
     mean = frames.mean(axis=0).astype(np.float32)
     std = (frames.std(axis=0) + 1e-3).astype(np.float32)
     n_classes = len(alphabet) + 1
-    model = AcousticModel(mean, std, hidden, cell, n_classes)
+    model = AcousticModel(mean, std, hidden, cell, n_classes, dropout)
     model(tf.zeros([1, 4, N_FEATURES]))
     steps_per_epoch = math.ceil(len(feats) / batch_size)
     schedule = tf.keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps_per_epoch,

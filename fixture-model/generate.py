@@ -52,22 +52,38 @@ VOCABULARY = [
 ]
 TEST_TRANSCRIPT = "das ist ein test"
 
-# espeak-ng variants (de+<variant>); the two sets are disjoint, as are speeds and pitches.
-TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "klatt",
-                  "klatt2", "klatt4", "Alex", "adam", "benjamin", "edward", "john", "linda", "max",
-                  "robert"]
-TRAIN_SPEEDS = [125, 150, 175, 200]
-TRAIN_PITCHES = [20, 45, 70, 95]
+# espeak-ng voice variants (de+<variant>, espeak-ng 1.51). Held-out variants and their whole
+# families (iven2-4, steph2-3) never occur in training; neither do held-out speeds and pitches.
 HELDOUT_VARIANTS = ["m8", "f5", "klatt3", "iven", "steph", "michel"]
+HELDOUT_FAMILIES = ["iven", "steph"]
+ALL_VARIANTS = [
+    "Alex", "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "Demonic", "Denis", "Diogo",
+    "Gene", "Gene2", "Henrique", "Hugo", "Jacky", "Lee", "Marco", "Mario", "Michael", "Mike",
+    "Mr serious", "Nguyen", "RicishayMax", "RicishayMax2", "RicishayMax3", "Storm", "Tweaky",
+    "UniRobot", "adam", "anika", "anikaRobot", "announcer", "antonio", "aunty", "belinda",
+    "benjamin", "boris", "caleb", "croak", "david", "ed", "edward", "edward2", "f1", "f2", "f3",
+    "f4", "f5", "fast", "grandma", "grandpa", "gustave", "iven", "iven2", "iven3", "iven4",
+    "john", "kaukovalta", "klatt", "klatt2", "klatt3", "klatt4", "klatt5", "klatt6", "linda",
+    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "marcelo", "max", "michel", "miguel",
+    "norbert", "pablo", "paul", "pedro", "quincy", "rob", "robert", "robosoft", "robosoft2",
+    "robosoft3", "robosoft4", "robosoft5", "robosoft6", "robosoft7", "robosoft8", "sandro",
+    "shelby", "steph", "steph2", "steph3", "travis", "victor", "whisper", "whisperf", "zac",
+]
+TRAIN_VARIANTS = [v for v in ALL_VARIANTS if v not in HELDOUT_VARIANTS
+                  and not any(v.startswith(f) for f in HELDOUT_FAMILIES)]
+TRAIN_SPEEDS = [120, 150, 175, 200, 225]
+TRAIN_PITCHES = [20, 45, 70, 95]
 HELDOUT_SPEEDS = [138, 162, 187, 210]
 HELDOUT_PITCHES = [33, 58, 83]
 NOISES = ["white", "pink", "brown"]
+WORDS = sorted({w for phrase in VOCABULARY for w in phrase.split()})
 TEST_VOICE = audio.Voice("klatt3", 166, 62, 1)
 TEST_AUGMENT = audio.Augment(peak_dbfs=-6.0, lead_s=0.3, tail_s=0.3, noise="pink", snr_db=25.0)
 
 PARAMS = {
-    "hidden": 128, "cell": 128, "epochs": 30, "batch_size": 32, "learning_rate": 0.002,
-    "beam_width": 500, "train_pitches_per_speed": 2, "train_copies": 3,
+    "hidden": 160, "cell": 160, "dropout": 0.2, "epochs": 32, "batch_size": 32,
+    "learning_rate": 0.002, "beam_width": 500, "random_variants": 0,
+    "renderings_per_variant_and_phrase": 3, "word_sequences_per_variant": 8, "train_copies": 2,
     "heldout_per_phrase": 3, "extended_heldout_per_voice_and_phrase": 2,
 }
 
@@ -76,29 +92,40 @@ def log(msg: str) -> None:
     print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
 
 
-def training_plan(rng: np.random.RandomState) -> Tuple[List[str], List[audio.Voice]]:
+def training_plan(variants: Sequence[str],
+                  rng: np.random.RandomState) -> Tuple[List[str], List[audio.Voice]]:
+    """Every phrase by every training variant at random training speeds/pitches, plus random
+    sequences of the vocabulary's words (so the model learns sounds, not only whole phrases)."""
     texts: List[str] = []
     voices: List[audio.Voice] = []
-    for text in VOCABULARY:
-        for variant in TRAIN_VARIANTS:
-            for speed in TRAIN_SPEEDS:
-                pitches = rng.choice(TRAIN_PITCHES, PARAMS["train_pitches_per_speed"], replace=False)
-                for pitch in pitches:
-                    texts.append(text)
-                    voices.append(audio.Voice(variant, speed, int(pitch), int(rng.randint(0, 5))))
+
+    def voice(variant: str) -> audio.Voice:
+        return audio.Voice(variant, int(rng.choice(TRAIN_SPEEDS)), int(rng.choice(TRAIN_PITCHES)),
+                           int(rng.randint(0, 5)))
+
+    for variant in variants:
+        for text in VOCABULARY:
+            for _ in range(PARAMS["renderings_per_variant_and_phrase"]):
+                texts.append(text)
+                voices.append(voice(variant))
+        for _ in range(PARAMS["word_sequences_per_variant"]):
+            texts.append(" ".join(rng.choice(WORDS, rng.randint(2, 6))))
+            voices.append(voice(variant))
     return texts, voices
 
 
 def training_augments(n: int, rng: np.random.RandomState) -> List[audio.Augment]:
-    """Copy 0 clean, copy 1 moderate noise, copy 2 strong noise and low level (per base clip)."""
+    """Per base clip: one copy without added noise, the others with noise at 6-35 dB SNR;
+    random level, padding and (for 2/3 of the copies) a +-10 % resampling (formant shift)."""
     out: List[audio.Augment] = []
     for _ in range(n):
         for copy in range(PARAMS["train_copies"]):
             noise = "none" if copy == 0 else NOISES[rng.randint(len(NOISES))]
-            snr = rng.uniform(15, 35) if copy == 1 else rng.uniform(6, 18)
-            peak = rng.uniform(-12, -1) if copy < 2 else rng.uniform(-30, -10)
-            out.append(audio.Augment(round(peak, 2), round(rng.uniform(0.02, 0.6), 3),
-                                     round(rng.uniform(0.02, 0.6), 3), noise, round(snr, 2)))
+            rate = 1.0 if rng.randint(3) == 0 else rng.uniform(0.9, 1.1)
+            out.append(audio.Augment(round(rng.uniform(-30, -1), 2),
+                                     round(rng.uniform(0.02, 0.6), 3),
+                                     round(rng.uniform(0.02, 0.6), 3), noise,
+                                     round(rng.uniform(6, 35), 2), round(rate, 4)))
     return out
 
 
@@ -180,7 +207,11 @@ def main() -> None:
     # 1. Audio --------------------------------------------------------------------------------
     t0 = time.time()
     rng = np.random.RandomState(SEED)
-    base_texts, base_voices = training_plan(rng)
+    random_variants: List[str] = []
+    if PARAMS["random_variants"]:
+        random_variants = audio.install_random_variants(
+            args.work / "espeak", PARAMS["random_variants"], np.random.RandomState(SEED + 6))
+    base_texts, base_voices = training_plan(TRAIN_VARIANTS + random_variants, rng)
     base = [audio.trim_silence(audio.synthesize(t, v)) for t, v in zip(base_texts, base_voices)]
     augs = training_augments(len(base), rng)
     copies = PARAMS["train_copies"]
@@ -207,7 +238,7 @@ def main() -> None:
     t0 = time.time()
     model, history = training.train(
         train_feats, [encode(t) for t in train_texts], ALPHABET, hidden=PARAMS["hidden"],
-        cell=PARAMS["cell"], epochs=PARAMS["epochs"], batch_size=PARAMS["batch_size"],
+        cell=PARAMS["cell"], dropout=PARAMS["dropout"], epochs=PARAMS["epochs"], batch_size=PARAMS["batch_size"],
         learning_rate=PARAMS["learning_rate"], seed=SEED,
         dev=(ext_feats, [p[0] for p in ext]), log=log)
     timings["train_s"] = round(time.time() - t0, 1)
@@ -315,6 +346,7 @@ def main() -> None:
     with tempfile.NamedTemporaryFile("w", dir=str(out), delete=False, encoding="utf-8") as tmp:
         json.dump(manifest, tmp, indent=1, ensure_ascii=False, sort_keys=False)
         tmp.write("\n")
+    os.chmod(tmp.name, 0o644)
     os.replace(tmp.name, str(out / "manifest.json"))
     log("wrote %s (%d files); timings %s" % (out / "manifest.json", len(files), timings))
 
