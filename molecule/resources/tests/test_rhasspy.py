@@ -1,0 +1,185 @@
+"""Rhasspy's speech-to-text on the converged Pi: the Hermes ASR service over MQTT, training, the profile.
+
+The MQTT client runs inside the Pi with the ASR virtualenv's paho-mqtt (containers share the host's
+network, so the broker's port is whatever the role configured: read from its local fact).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
+REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+FIXTURE = Path(os.environ.get("PI_VOICE_FIXTURE_DIR", REPO / "files" / "fixture"))
+
+VENV = "/opt/voice-appliance/venv"
+SERVICE = "rhasspy-asr-deepspeech-hermes.service"
+SCORER = "/var/lib/voice-appliance/generated.scorer"
+PROFILE = "/home/pi/.config/rhasspy/profiles/de/profile.json"
+WORK = "/srv/rhasspy-asr-test"  # readable by the service (its /tmp is private)
+# Decoding and training under qemu (armhf) take many times longer than on amd64.
+TIMEOUT = {"default": 120, "armhf": 900}.get(SCENARIO, 900)
+
+# Runs on the Pi: connect, (optionally) wait for the service's subscriptions, publish, collect.
+CLIENT = r'''
+import io, json, sys, threading, time, wave
+import paho.mqtt.client as mqtt
+
+args = json.loads(sys.argv[1])
+got, lock, done = [], threading.Lock(), threading.Event()
+
+def on_connect(client, userdata, flags, rc):
+    client.subscribe([("hermes/asr/textCaptured", 0), ("hermes/error/asr", 0), ("rhasspy/asr/#", 0)])
+
+def on_message(client, userdata, msg):
+    try:
+        payload = json.loads(msg.payload.decode("utf-8"))
+    except ValueError:
+        return
+    with lock:
+        got.append({"topic": msg.topic, "payload": payload})
+    if msg.topic in args["until_topics"] and payload.get(args["until_key"]) == args["until_value"]:
+        done.set()
+
+client = mqtt.Client()
+if args.get("username"):
+    client.username_pw_set(args["username"], args.get("password"))
+client.on_connect, client.on_message = on_connect, on_message
+client.connect(args["host"], args["port"])
+client.loop_start()
+time.sleep(1)
+for topic, payload in args["publish"]:
+    if isinstance(payload, dict) and "wav" in payload:
+        with wave.open(payload["wav"], "rb") as source:
+            params = (source.getnchannels(), source.getsampwidth(), source.getframerate())
+            data = source.readframes(source.getnframes())
+        step = 2048 * params[0] * params[1]
+        for start in range(0, len(data), step):
+            buffer = io.BytesIO()
+            with wave.open(buffer, "wb") as out:
+                out.setnchannels(params[0]); out.setsampwidth(params[1]); out.setframerate(params[2])
+                out.writeframes(data[start:start + step])
+            client.publish(topic, buffer.getvalue()).wait_for_publish()
+    else:
+        client.publish(topic, json.dumps(payload)).wait_for_publish()
+done.wait(args["timeout"])
+client.loop_stop()
+client.disconnect()
+print(json.dumps(got))
+'''
+
+GRAPH = r'''
+import sys
+import rhasspynlu
+from rhasspynlu import ini_jsgf
+intents = rhasspynlu.parse_ini(sys.argv[1])
+sentences, replacements = ini_jsgf.split_rules(intents)
+with open(sys.argv[2], "wb") as out:
+    rhasspynlu.graph_to_gzip_pickle(rhasspynlu.intents_to_graph(sentences, replacements), out)
+'''
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def _fact(host: Any) -> Dict[str, Any]:
+    return json.loads(host.file("/etc/ansible/facts.d/rhasspy_asr.fact").content_string)
+
+
+def _mqtt(host: Any, publish: List[Any], until_topics: List[str], key: str, value: str) -> List[Dict[str, Any]]:
+    """Publish on the Pi's broker and return every message seen until one of until_topics has key == value."""
+    fact = _fact(host)
+    args = {"host": fact["mqtt_host"], "port": fact["mqtt_port"], "publish": publish, "until_topics": until_topics,
+            "until_key": key, "until_value": value, "timeout": TIMEOUT}
+    result = host.run("{}/bin/python -c {} {}".format(VENV, _quote(CLIENT), _quote(json.dumps(args))))
+    assert result.rc == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def work(host: Any) -> str:
+    host.run_test("mkdir -p {0} && chmod 0755 {0}".format(WORK))
+    wav = base64.b64encode((FIXTURE / "das_ist_ein_test.wav").read_bytes()).decode("ascii")
+    host.run_test("echo {} | base64 -d > {}/das_ist_ein_test.wav".format(wav, WORK))
+    return WORK
+
+
+def _transcribe(host: Any, wav: str) -> List[Dict[str, Any]]:
+    fact = _fact(host)
+    session = "test-" + secrets.token_hex(4)
+    site = fact["site_id"]
+    messages = _mqtt(host, [
+        ["hermes/asr/startListening", {"siteId": site, "sessionId": session, "stopOnSilence": False}],
+        ["hermes/audioServer/{}/audioFrame".format(site), {"wav": wav}],
+        ["hermes/asr/stopListening", {"siteId": site, "sessionId": session}],
+    ], ["hermes/asr/textCaptured"], "sessionId", session)
+    return [m for m in messages if m["payload"].get("sessionId") == session]
+
+
+def test_service_runs_as_the_service_account(host: Any) -> None:
+    service = host.service(SERVICE)
+    assert service.is_running and service.is_enabled
+    assert host.check_output("systemctl show -p User --value " + SERVICE) == "voice"
+    if _fact(host)["mqtt_broker"] == "local":
+        assert host.service("mosquitto").is_running
+        conf = host.file("/etc/mosquitto/conf.d/voice-appliance.conf").content_string
+        assert "listener {} 127.0.0.1".format(_fact(host)["mqtt_port"]) in conf
+
+
+def test_recorded_wav_over_mqtt_is_transcribed(host: Any, work: str) -> None:
+    expected = (FIXTURE / "das_ist_ein_test.txt").read_text(encoding="utf-8").strip()
+    messages = _transcribe(host, work + "/das_ist_ein_test.wav")
+    captured = [m["payload"] for m in messages if m["topic"] == "hermes/asr/textCaptured"]
+    errors = [m["payload"] for m in messages if m["topic"] == "hermes/error/asr"]
+    assert captured, "no hermes/asr/textCaptured within {} s: {}\n{}".format(
+        TIMEOUT, messages, host.run("journalctl -u {} -n 30 --no-pager -o cat".format(SERVICE)).stdout)
+    assert captured[0]["text"] == expected and not errors, (captured, errors)
+    assert captured[0]["siteId"] == _fact(host)["site_id"]
+
+
+def test_training_message_rebuilds_the_scorer(host: Any, work: str) -> None:
+    # A word never trained before, so the generated scorer must change (voice-retrain skips identical ones).
+    word = "wort" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(6))
+    ini = "[Test]\ndas ist ein test\n\n[Neu]\nsage {}\n".format(word)
+    graph = work + "/intent_graph.pickle.gz"
+    host.run_test("{}/bin/python -c {} {} {} && chmod 0644 {}".format(VENV, _quote(GRAPH), _quote(ini), graph, graph))
+    before = host.check_output("sha256sum " + SCORER).split()[0]
+    base_scorer = host.check_output("ls /opt/voice-appliance/models/current/")
+    train_id = "train-" + secrets.token_hex(4)
+    site = _fact(host)["site_id"]
+    messages = _mqtt(host, [["rhasspy/asr/{}/train".format(site),
+                             {"id": train_id, "graph_path": graph, "graph_format": "pickle-gzip"}]],
+                     ["rhasspy/asr/{}/trainSuccess".format(site), "hermes/error/asr"], "id", train_id)
+    errors = [m["payload"] for m in messages if m["topic"] == "hermes/error/asr"]
+    assert any(m["topic"] == "rhasspy/asr/{}/trainSuccess".format(site) and m["payload"].get("id") == train_id
+               for m in messages), (messages, errors)
+    after = host.check_output("sha256sum " + SCORER).split()[0]
+    assert after != before, "training succeeded but the generated scorer is unchanged"
+    words = host.check_output("{}/bin/python -c {} {}".format(
+        VENV, _quote("import sys, json\nfrom voice_appliance import scorer\n"
+                     "print(json.dumps(sorted(scorer.words_of(scorer.read_scorer(sys.argv[1]), scorer.read_alphabet(sys.argv[2])))))"),
+        SCORER + " /opt/voice-appliance/models/current/alphabet.txt"))
+    assert word in json.loads(words)
+    assert host.check_output("ls /opt/voice-appliance/models/current/") == base_scorer  # the model directory untouched
+    # The service keeps serving: the next voice command is decoded with the new scorer.
+    captured = [m["payload"] for m in _transcribe(host, work + "/das_ist_ein_test.wav")
+                if m["topic"] == "hermes/asr/textCaptured"]
+    assert captured and captured[0]["text"] == "das ist ein test", captured
+
+
+def test_profile_points_rhasspy_at_the_service(host: Any) -> None:
+    profile = json.loads(host.file(PROFILE).content_string)
+    fact = _fact(host)
+    assert profile["speech_to_text"]["system"] == "hermes"
+    assert profile["speech_to_text"]["deepspeech"]["scorer"] == SCORER
+    assert profile["mqtt"] == {"enabled": True, "host": fact["mqtt_host"], "port": fact["mqtt_port"],
+                               "site_id": fact["site_id"]}
+    assert host.file(os.path.dirname(PROFILE) + "/sentences.ini").exists
