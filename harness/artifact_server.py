@@ -14,6 +14,10 @@ line (path, status, bytes sent), and can inject the faults a fleet meets on real
     artifact_server.py --root DIR --port 8765 --log requests.jsonl [--fault PATH=MODE ...]
         [--daemon --pidfile FILE [--replace]]      artifact_server.py --stop --pidfile FILE
 
+It can also play Google Drive for a large file (--gdrive ID=PATH): /uc?export=download&id=ID answers
+with Drive's "can't scan this file for viruses" page, whose form leads to /download?id=ID&confirm=t&uuid=...,
+which serves the file.
+
 Faults can also be changed while it runs: PUT /_faults with a JSON object {path: mode}; DELETE
 /_faults clears them. Binds to loopback only.
 """
@@ -27,7 +31,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Dict, List, Optional
-from urllib.parse import unquote, urlsplit
+import uuid
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 FAULT_MODES = ("500", "truncate", "short", "corrupt", "slow")
 
@@ -43,8 +48,10 @@ def parse_fault(spec: str) -> "tuple[str, str]":
 class ArtifactServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, root: str, log_path: str, faults: Dict[str, str]) -> None:
+    def __init__(self, port: int, root: str, log_path: str, faults: Dict[str, str],
+                 gdrive: Optional[Dict[str, str]] = None) -> None:
         super().__init__(("127.0.0.1", port), Handler)
+        self.gdrive = dict(gdrive or {})
         self.root = os.path.realpath(root)
         self.log_path = log_path
         self.faults = dict(faults)
@@ -93,8 +100,36 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET(head=True)
 
+    def _gdrive(self) -> Optional[str]:
+        """Drive's two steps: the confirmation page, then the file (its path below root)."""
+        url = urlsplit(self.path)
+        query = dict(parse_qsl(url.query))
+        file_path = self.server.gdrive.get(query.get("id", ""))
+        if url.path not in ("/uc", "/download") or file_path is None:
+            return None
+        if url.path == "/download" and query.get("confirm") == "t" and query.get("uuid"):
+            return "/" + file_path.lstrip("/")
+        page = (
+            "<html><head><title>Google Drive - Virus scan warning</title></head><body>"
+            "<p>Google Drive can't scan this file for viruses.</p>"
+            '<form id="download-form" action="/download" method="get">'
+            '<input type="submit" value="Download anyway"/>'
+            '<input type="hidden" name="id" value="{}">'
+            '<input type="hidden" name="export" value="download">'
+            '<input type="hidden" name="confirm" value="t">'
+            '<input type="hidden" name="uuid" value="{}">'
+            "</form></body></html>").format(query["id"], uuid.uuid4())
+        self._reply(200, page.encode(), "text/html; charset=utf-8")
+        return ""
+
     def do_GET(self, head: bool = False) -> None:  # noqa: N802
         path = unquote(urlsplit(self.path).path)
+        if self.server.gdrive:
+            target = self._gdrive()
+            if target == "":
+                return
+            if target:
+                path = target
         with self.server.lock:
             fault = self.server.faults.get(path)
         if fault and fault.startswith("slow"):
@@ -156,6 +191,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--port", type=int, help="port on 127.0.0.1")
     parser.add_argument("--log", help="JSON-lines request log (appended)")
     parser.add_argument("--fault", type=parse_fault, action="append", default=[], help="/PATH=MODE (repeatable)")
+    parser.add_argument("--gdrive", action="append", default=[], metavar="ID=PATH",
+                        help="play Google Drive: file id ID serves PATH (below --root) after the confirmation page")
     parser.add_argument("--daemon", action="store_true", help="detach after binding the port")
     parser.add_argument("--pidfile", help="write the server's pid here")
     parser.add_argument("--replace", action="store_true", help="stop the server named in --pidfile first")
@@ -167,7 +204,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
     if not (args.root and args.port and args.log):
         parser.error("--root, --port and --log are required to serve")
-    server = ArtifactServer(args.port, args.root, args.log, dict(args.fault))
+    server = ArtifactServer(args.port, args.root, args.log, dict(args.fault),
+                            dict(spec.split("=", 1) for spec in args.gdrive))
     if args.daemon:
         child = os.fork()
         if child:  # the parent returns once the port is bound: callers can use it at once

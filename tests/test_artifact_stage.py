@@ -77,7 +77,8 @@ def origin(tmp_path: Path) -> Iterator[Origin]:
         (root / name / "1.0" / (name + ".bin")).write_bytes(os.urandom(size))
     port = _free_port()
     log = tmp_path / "requests.jsonl"
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--root", str(root), "--port", str(port), "--log", str(log)])
+    proc = subprocess.Popen([sys.executable, str(SERVER), "--root", str(root), "--port", str(port), "--log", str(log),
+                             "--gdrive", "1AbCdrivefileid=alpha/1.0/alpha.bin"])
     deadline = time.time() + 10
     while time.time() < deadline:
         try:
@@ -208,3 +209,26 @@ def test_mirror_and_dropped_files_replace_the_origin(stage: Stage, origin: Origi
     assert result["rc"] == 0, result["failures"]
     assert origin.gets() == ["/alpha/1.0/alpha.bin"], "alpha from the mirror, beta from the dropped file"
     assert (stage.cache / "beta" / "1.0" / "beta.bin").exists()
+
+
+def test_google_drive_large_file_confirmation_is_passed(stage: Stage, origin: Origin) -> None:
+    entry = stage.catalog["artifacts"]["alpha"]["1.0"]["any"]
+    entry["url"] = ""
+    entry["gdrive_id"] = "1AbCdrivefileid"
+    result = stage.run({"artifact_stage_gdrive_base_url": origin.url})
+    assert result["rc"] == 0, result["failures"]
+    assert [p for p in origin.gets() if not p.startswith("/beta/")] == ["/uc", "/download"], \
+        "the confirmation page first, then the file"
+    assert _sha256(stage.cache / "alpha" / "1.0" / "alpha.bin") == entry["sha256"]
+    again = stage.run({"artifact_stage_gdrive_base_url": origin.url})
+    assert again["rc"] == 0 and _changed(again) == 0 and len(origin.gets()) == 3, "re-run: nothing fetched, no change"
+
+
+def test_google_drive_file_with_a_wrong_sum_is_refused(stage: Stage, origin: Origin) -> None:
+    entry = stage.catalog["artifacts"]["alpha"]["1.0"]["any"]
+    entry.update(url="", gdrive_id="1AbCdrivefileid", sha256="0" * 64)
+    result = stage.run({"artifact_stage_gdrive_base_url": origin.url})
+    message = " ".join(" ".join(result["failures"]).split())
+    actual = _sha256(origin.root / "alpha" / "1.0" / "alpha.bin")
+    assert result["rc"] != 0 and "did not match {}; it was {}".format("0" * 64, actual) in message, message
+    assert not (stage.cache / "alpha" / "1.0" / "alpha.bin").exists()
