@@ -49,8 +49,14 @@ def _scalar(text: str) -> str:
     return text
 
 
+def _flow_mapping(text: str) -> Dict[str, str]:
+    """``{a: x, b: "y"}`` with plain or quoted scalar values (no nesting, no commas in values)."""
+    items = re.findall(r"\s*([^:,{}\s]+)\s*:\s*(\"[^\"]*\"|'[^']*'|[^,}]*)\s*(?:,|$)", text.strip()[1:-1])
+    return {key: _scalar(value) for key, value in items}
+
+
 def load_artifacts(path: str = ARTIFACTS_YML) -> Dict[str, Any]:
-    """Parse artifacts.yml (block mappings of plain scalars: the subset the file uses)."""
+    """Parse artifacts.yml: block mappings, plain/quoted scalars and one-line flow mappings (the subset it uses)."""
     root: Dict[str, Any] = {}
     stack = [(-1, root)]
     with open(path, encoding="utf-8") as handle:
@@ -67,7 +73,9 @@ def load_artifacts(path: str = ARTIFACTS_YML) -> Dict[str, Any]:
             while stack[-1][0] >= indent:
                 stack.pop()
             parent = stack[-1][1]
-            if value:
+            if value and value.startswith("{") and value.endswith("}"):
+                parent[key] = _flow_mapping(value)
+            elif value:
                 parent[key] = _scalar(value)
             else:
                 child: Dict[str, Any] = {}

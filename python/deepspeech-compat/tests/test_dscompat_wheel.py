@@ -146,3 +146,27 @@ def test_pip_install_satisfies_pinned_requirement(tflite_wheel, tmp_path):
     assert version.returncode == 0, version.stderr
     assert version.stdout == "DeepSpeech  0.7.4\n"  # upstream prints 'DeepSpeech ', version()
     assert os.path.join(env_dir, "lib") in version.stderr and "(tflite, 64-bit x86_64)" in version.stderr
+
+
+def test_artifacts_table_has_every_official_wheel(tmp_path):
+    table = support.load_artifacts()
+    expected = {
+        "deepspeech_wheel": {"armhf-cp37": "deepspeech-0.7.4-cp37-cp37m-linux_armv7l.whl"},
+        "deepspeech_tflite_wheel": {},
+    }
+    for py, abi in (("35", "cp35m"), ("36", "cp36m"), ("37", "cp37m"), ("38", "cp38")):
+        expected["deepspeech_wheel"]["amd64-cp" + py] = "deepspeech-0.7.4-cp{}-{}-manylinux1_x86_64.whl".format(py, abi)
+        expected["deepspeech_tflite_wheel"]["amd64-cp" + py] = "deepspeech_tflite-0.7.4-cp{}-{}-manylinux1_x86_64.whl".format(py, abi)
+    for name, variants in expected.items():
+        assert set(table[name]["0.7.4"]) == set(variants), name
+        for variant, filename in variants.items():
+            entry = table[name]["0.7.4"][variant]
+            assert entry["filename"] == filename
+            assert entry["url"].startswith("https://files.pythonhosted.org/packages/") and entry["url"].endswith("/" + filename)
+            assert len(entry["sha256"]) == 64 and int(entry["sha256"], 16) >= 0
+    # the table's reader also takes one-line flow mappings and quoted scalars
+    sample = tmp_path / "artifacts.yml"
+    sample.write_text('---\nartifacts:\n  # c\n  x:\n    "1.0":\n      any: {filename: a.bin, url: "", sha256: \'ab\'}\n'
+                      '      arm64:\n        filename: b.bin  # note\n')
+    assert support.load_artifacts(str(sample)) == {"x": {"1.0": {"any": {"filename": "a.bin", "url": "", "sha256": "ab"},
+                                                                 "arm64": {"filename": "b.bin"}}}}
