@@ -158,3 +158,18 @@ def test_a_damaged_model_update_is_refused_and_the_working_model_stays(host: Any
     assert "was refused and removed; this Pi keeps its working model" in run.stdout, run.stdout[-3000:]
     assert host.file(MODELS + "/current").linked_to == before
     assert "fixture_model-2-" not in host.check_output("ls " + MODELS), "the refused copy must be removed"
+
+
+@pytest.mark.skipif(SCENARIO != "default", reason="the gates' messages need one run; it runs on the fast amd64 Pi")
+@pytest.mark.parametrize("extra,message", [
+    ({"voice_verify_expected": "ist das ein test"}, "expected 'ist das ein test': word error rate 0.5 is above voice_verify_max_wer 0.0"),
+    ({"voice_verify_max_rtf": 0.0001}, "is above voice_verify_max_rtf 0.0001"),
+])
+def test_verify_gates_fail_with_clear_messages(tmp_path: Path, extra: Dict[str, Any], message: str) -> None:
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    playbook = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "playbooks" / "verify.yml"
+    run = subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-e", "@" + str(tmp_path / "extra.json"),
+                          str(playbook)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                         check=False, timeout=600)
+    assert run.returncode != 0
+    assert message in " ".join(run.stdout.split()), run.stdout[-3000:]
