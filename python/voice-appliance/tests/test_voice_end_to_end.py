@@ -114,3 +114,32 @@ def test_decoding_is_restricted_to_the_vocabulary(tmp_path, env, kenlm_bin):
     print("restricted decode:", words)
     assert words and set(words) <= {"das", "ist", "ein", "fest", "text"}
     assert "test" not in words
+
+
+HELDOUT_DECODER = """
+import json, sys, wave
+import deepspeech
+model = deepspeech.Model(sys.argv[1])
+status = model.enableExternalScorer(sys.argv[2])
+out = {}
+for path in sys.argv[3:]:
+    with wave.open(path) as w:
+        out[path] = model.stt(w.readframes(w.getnframes()))
+print(json.dumps(out))
+"""
+
+
+def test_heldout_set_is_fully_right_with_a_scorer_from_the_project_tooling(tmp_path, env, kenlm_bin):
+    """The fixture's whole vocabulary through voice-retrain (KenLM + the project's packager): the
+    official library, decoding the held-out WAVs with that scorer, gets every sentence right."""
+    manifest = json.loads((FIXTURE / "manifest.json").read_text(encoding="utf-8"))
+    sentences = "[Fixture]\n" + "\n".join(manifest["vocabulary"]) + "\n"
+    retrain.run(config(tmp_path, env, kenlm_bin, sentences), log=lambda m: None)
+    rows = [line.split("\t") for line in (FIXTURE / "heldout" / "transcripts.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    wavs = [str(FIXTURE / "heldout" / row[0]) for row in rows]
+    proc = subprocess.run([sys.executable, "-c", HELDOUT_DECODER, env["model"], str(tmp_path / "generated.scorer")] + wavs,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    heard = json.loads(proc.stdout)
+    wrong = {row[0]: heard[wav] for row, wav in zip(rows, wavs) if heard[wav] != row[1]}
+    assert len(rows) >= 30 and not wrong, wrong
