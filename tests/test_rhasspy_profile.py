@@ -1,0 +1,165 @@
+"""The rhasspy_asr role's profile merge: the module's logic, and the role's profile tasks on this controller.
+
+The role runs against localhost (connection local) with a temporary profile path: a profile with the
+user's own keys keeps them; invalid JSON stops the play with a clear message and changes nothing.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+MODULE_PATH = REPO / "roles" / "rhasspy_asr" / "library" / "rhasspy_profile.py"
+
+_spec = importlib.util.spec_from_file_location("rhasspy_profile_module", str(MODULE_PATH))
+profile_module = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(profile_module)  # type: ignore[union-attr]
+
+USER_PROFILE: Dict[str, Any] = {
+    "language": "de",
+    "wake": {"system": "porcupine", "porcupine": {"keyword_path": "jarvis.ppn", "sensitivity": 0.42}},
+    "speech_to_text": {"system": "kaldi", "deepspeech": {"min_confidence": 0.25}, "kaldi": {"model_type": "nnet3"}},
+    "mqtt": {"enabled": False, "host": "mqtt.example", "publish_intents": True},
+    "intent": {"system": "fsticuffs"},
+}
+
+PLAYBOOK = """
+- name: Run the rhasspy_asr profile tasks on this controller.
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Merge the settings into the profile.
+      ansible.builtin.include_role:
+        name: rhasspy_asr
+        tasks_from: profile
+"""
+
+VARS = {
+    "rhasspy_asr_model_files": {"tflite": "/opt/voice-appliance/models/current/output_graph.tflite",
+                                "alphabet": "/opt/voice-appliance/models/current/alphabet.txt"},
+    "rhasspy_asr_graph": "tflite",
+    "rhasspy_asr_site_id": "kitchen",
+    "rhasspy_asr_mqtt_port": 18830,
+}
+
+
+# --- the module's logic ---------------------------------------------------------------------------
+
+def test_merge_keeps_other_keys_and_reports_changes() -> None:
+    merged, changed = profile_module.merge(USER_PROFILE, {"speech_to_text": {"system": "hermes", "deepspeech": {"scorer": "/s"}},
+                                                          "mqtt": {"enabled": True, "host": "mqtt.example"}})
+    assert merged["wake"] == USER_PROFILE["wake"] and merged["intent"] == USER_PROFILE["intent"]
+    assert merged["speech_to_text"]["kaldi"] == {"model_type": "nnet3"}
+    assert merged["speech_to_text"]["deepspeech"] == {"min_confidence": 0.25, "scorer": "/s"}
+    assert merged["mqtt"] == {"enabled": True, "host": "mqtt.example", "publish_intents": True}
+    assert sorted(changed) == ["mqtt.enabled", "speech_to_text.deepspeech.scorer", "speech_to_text.system"]
+    assert USER_PROFILE["speech_to_text"]["system"] == "kaldi"  # the input is not modified
+
+
+def test_merge_counts_a_changed_type_as_a_change() -> None:
+    _, changed = profile_module.merge({"mqtt": {"port": "1883"}}, {"mqtt": {"port": 1883}})
+    assert changed == ["mqtt.port"]
+
+
+def test_merge_refuses_a_non_object_where_settings_need_one() -> None:
+    with pytest.raises(profile_module.ProfileError, match=r"mqtt = \"on\", but it must be an object"):
+        profile_module.merge({"mqtt": "on"}, {"mqtt": {"enabled": True}}, "p.json")
+
+
+def test_run_writes_backup_and_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "profile.json"
+    original = json.dumps(USER_PROFILE, indent=2)
+    path.write_text(original, encoding="utf-8")
+    settings = {"speech_to_text": {"system": "hermes"}}
+    first = profile_module.run(str(path), settings)
+    assert first["changed"] and Path(first["backup_file"]).read_text(encoding="utf-8") == original
+    assert json.loads(path.read_text(encoding="utf-8"))["speech_to_text"]["system"] == "hermes"
+    text = path.read_text(encoding="utf-8")
+    second = profile_module.run(str(path), settings)
+    assert not second["changed"] and "backup_file" not in second and path.read_text(encoding="utf-8") == text
+
+
+def test_run_in_check_mode_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "profile.json"
+    result = profile_module.run(str(path), {"mqtt": {"enabled": True}}, check=True)
+    assert result["changed"] and not path.exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"mqtt": {"enabled": true,}}', "is not valid JSON"),
+    ("[1, 2]", "holds a JSON list, not an object"),
+])
+def test_run_refuses_a_broken_profile_and_touches_nothing(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(profile_module.ProfileError, match=message):
+        profile_module.run(str(path), {"mqtt": {"enabled": True}})
+    assert path.read_text(encoding="utf-8") == text and sorted(os.listdir(str(tmp_path))) == ["profile.json"]
+
+
+# --- the role's tasks ---------------------------------------------------------------------------
+
+def _ansible_playbook() -> str:
+    found = shutil.which("ansible-playbook") or str(Path(sys.executable).parent / "ansible-playbook")
+    if not os.path.exists(found):
+        pytest.fail("ansible-playbook not found: run the tests from the controller venv (make test)")
+    return found
+
+
+def _run_role(tmp_path: Path, profile: Path, check: bool = False) -> subprocess.CompletedProcess:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAYBOOK, encoding="utf-8")
+    extra = dict(VARS, rhasspy_asr_profile=str(profile), ansible_python_interpreter=sys.executable)
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    argv = [_ansible_playbook(), "-i", "localhost,", str(playbook), "-e", json.dumps(extra)] + (["--check"] if check else [])
+    return subprocess.run(argv, cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=300)
+
+
+def _stats(result: subprocess.CompletedProcess) -> Dict[str, Any]:
+    return json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])[0]["stats"]["localhost"]
+
+
+def test_role_keeps_the_users_keys(tmp_path: Path) -> None:
+    profile = tmp_path / "profiles" / "de" / "profile.json"
+    profile.parent.mkdir(parents=True)
+    profile.write_text(json.dumps(USER_PROFILE, indent=2), encoding="utf-8")
+    result = _run_role(tmp_path, profile)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    merged = json.loads(profile.read_text(encoding="utf-8"))
+    for key in ("language", "wake", "intent"):
+        assert merged[key] == USER_PROFILE[key]
+    assert merged["speech_to_text"]["system"] == "hermes"
+    assert merged["speech_to_text"]["kaldi"] == USER_PROFILE["speech_to_text"]["kaldi"]
+    assert merged["speech_to_text"]["deepspeech"]["min_confidence"] == 0.25
+    assert merged["speech_to_text"]["deepspeech"]["acoustic_model"] == VARS["rhasspy_asr_model_files"]["tflite"]
+    assert merged["mqtt"] == {"enabled": True, "host": "127.0.0.1", "port": 18830, "site_id": "kitchen", "publish_intents": True}
+    backups = sorted(profile.parent.glob("profile.json.bak-*"))
+    assert len(backups) == 1 and json.loads(backups[0].read_text(encoding="utf-8")) == USER_PROFILE
+    assert (profile.parent / "sentences.ini").is_file()
+    # Again, and in check mode: nothing changes.
+    assert _stats(_run_role(tmp_path, profile))["changed"] == 0
+    assert _stats(_run_role(tmp_path, profile, check=True))["changed"] == 0
+
+
+def test_role_stops_on_invalid_json_and_touches_nothing(tmp_path: Path) -> None:
+    profile = tmp_path / "profiles" / "de" / "profile.json"
+    profile.parent.mkdir(parents=True)
+    broken = '{\n  "language": "de",\n  "mqtt": {"enabled": true\n}\n'
+    profile.write_text(broken, encoding="utf-8")
+    result = _run_role(tmp_path, profile)
+    assert result.returncode != 0
+    assert "The Rhasspy profile {} is not valid JSON".format(profile) in result.stdout
+    assert "Nothing was changed" in result.stdout
+    assert profile.read_text(encoding="utf-8") == broken
+    assert sorted(p.name for p in profile.parent.iterdir()) == ["profile.json"]  # no backup, no sentences.ini
