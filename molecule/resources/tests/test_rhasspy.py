@@ -99,6 +99,9 @@ def _mqtt(host: Any, publish: List[Any], until_topics: List[str], key: str, valu
     fact = _fact(host)
     args = {"host": fact["mqtt_host"], "port": fact["mqtt_port"], "publish": publish, "until_topics": until_topics,
             "until_key": key, "until_value": value, "timeout": TIMEOUT}
+    if fact.get("authenticated"):  # the credentials Rhasspy uses, from its profile
+        mqtt = json.loads(host.file(PROFILE).content_string)["mqtt"]
+        args.update(username=mqtt["username"], password=mqtt["password"])
     result = host.run("{}/bin/python -c {} {}".format(VENV, _quote(CLIENT), _quote(json.dumps(args))))
     assert result.rc == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -180,6 +183,7 @@ def test_profile_points_rhasspy_at_the_service(host: Any) -> None:
     fact = _fact(host)
     assert profile["speech_to_text"]["system"] == "hermes"
     assert profile["speech_to_text"]["deepspeech"]["scorer"] == SCORER
-    assert profile["mqtt"] == {"enabled": True, "host": fact["mqtt_host"], "port": fact["mqtt_port"],
-                               "site_id": fact["site_id"]}
+    mqtt = {key: value for key, value in profile["mqtt"].items() if key not in ("username", "password")}
+    assert mqtt == {"enabled": True, "host": fact["mqtt_host"], "port": fact["mqtt_port"], "site_id": fact["site_id"]}
+    assert ("username" in profile["mqtt"]) == fact["authenticated"]
     assert host.file(os.path.dirname(PROFILE) + "/sentences.ini").exists
