@@ -45,6 +45,7 @@ python3 "$repo/harness/artifact_server.py" --root "$demo/origin" --port "$port" 
 cat >"$demo/model.yml" <<YML
 deepspeech_model_name: fixture_model
 deepspeech_model_version: "1"
+rhasspy_asr_mqtt_port: 18830  # the demo broker, apart from molecule's on the shared host network
 voice_verify_max_rtf: 50.0  # qemu emulates the ARM CPU much slower than a real Pi; speed belongs in bench/
 artifact_stage_catalog_overrides:
   fixture_model:
