@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -168,6 +167,13 @@ def encode(text: str) -> List[int]:
     return [ALPHABET.index(c) for c in text]
 
 
+def ascii_name(text: str) -> str:
+    """File-name form of a transcript: ASCII only (umlauts transliterated), '_' for spaces."""
+    for umlaut, plain in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("'", ""), (" ", "_")):
+        text = text.replace(umlaut, plain)
+    return text
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -267,7 +273,7 @@ def main() -> None:
     rows = ["wav\ttranscript\tvoice\tnoise"]
     held_expected: Dict[Path, str] = {}
     for k, ((text, voice, aug), clip) in enumerate(zip(held, held_audio)):
-        path = held_dir / ("%02d_%s.wav" % (k, text.replace(" ", "_")))
+        path = held_dir / ("%02d_%s.wav" % (k, ascii_name(text)))
         audio.write_wav(path, clip)
         held_expected[path] = text
         noise = "none" if aug.noise == "none" else "%s %.0f dB" % (aug.noise, aug.snr_db)
@@ -339,7 +345,7 @@ def main() -> None:
         "timings_seconds": timings,
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
                      "numpy": np.__version__,
-                     "espeak-ng": audio.tool_version(["espeak-ng", "--version"]),
+                     "espeak-ng": audio.tool_version(["espeak-ng", "--version"]).split("  Data at")[0],
                      "sox": audio.tool_version(["sox", "--version"]),
                      "machine": platform.machine()},
     }

@@ -54,6 +54,11 @@ def test_every_fixture_file_is_listed() -> None:
     assert not unlisted, "files not in manifest.json: %s" % sorted(unlisted)
 
 
+def test_file_names_are_portable_ascii() -> None:
+    odd = [n for n in _files() if not all(c.isascii() and (c.isalnum() or c in "._-/") for c in n)]
+    assert not odd, "fixture file names must be plain ASCII (no umlauts or spaces): %s" % odd
+
+
 def test_required_artifacts_are_listed() -> None:
     required = {"output_graph.tflite", "output_graph.pb", "alphabet.txt", "das_ist_ein_test.wav",
                 "das_ist_ein_test.txt", "heldout/transcripts.tsv"}
