@@ -24,6 +24,7 @@ Faults can also be changed while it runs: PUT /_faults with a JSON object {path:
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -49,8 +50,9 @@ class ArtifactServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, port: int, root: str, log_path: str, faults: Dict[str, str],
-                 gdrive: Optional[Dict[str, str]] = None) -> None:
+                 gdrive: Optional[Dict[str, str]] = None, auth: Optional[str] = None) -> None:
         super().__init__(("127.0.0.1", port), Handler)
+        self.auth = "Basic " + base64.b64encode(auth.encode()).decode() if auth else None
         self.gdrive = dict(gdrive or {})
         self.root = os.path.realpath(root)
         self.log_path = log_path
@@ -124,6 +126,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self, head: bool = False) -> None:  # noqa: N802
         path = unquote(urlsplit(self.path).path)
+        if self.server.auth and self.headers.get("Authorization") != self.server.auth:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="artifacts"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return self._finish(401, 0)
         if self.server.gdrive:
             target = self._gdrive()
             if target == "":
@@ -193,6 +201,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--fault", type=parse_fault, action="append", default=[], help="/PATH=MODE (repeatable)")
     parser.add_argument("--gdrive", action="append", default=[], metavar="ID=PATH",
                         help="play Google Drive: file id ID serves PATH (below --root) after the confirmation page")
+    parser.add_argument("--auth", metavar="USER:PASSWORD", help="require HTTP basic authentication")
     parser.add_argument("--daemon", action="store_true", help="detach after binding the port")
     parser.add_argument("--pidfile", help="write the server's pid here")
     parser.add_argument("--replace", action="store_true", help="stop the server named in --pidfile first")
@@ -205,7 +214,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not (args.root and args.port and args.log):
         parser.error("--root, --port and --log are required to serve")
     server = ArtifactServer(args.port, args.root, args.log, dict(args.fault),
-                            dict(spec.split("=", 1) for spec in args.gdrive))
+                            dict(spec.split("=", 1) for spec in args.gdrive), args.auth)
     if args.daemon:
         child = os.fork()
         if child:  # the parent returns once the port is bound: callers can use it at once

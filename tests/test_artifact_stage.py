@@ -232,3 +232,34 @@ def test_google_drive_file_with_a_wrong_sum_is_refused(stage: Stage, origin: Ori
     actual = _sha256(origin.root / "alpha" / "1.0" / "alpha.bin")
     assert result["rc"] != 0 and "did not match {}; it was {}".format("0" * 64, actual) in message, message
     assert not (stage.cache / "alpha" / "1.0" / "alpha.bin").exists()
+
+
+def test_credentials_are_used_and_never_shown(stage: Stage, origin: Origin, tmp_path: Path) -> None:
+    port = _free_port()
+    log = tmp_path / "private.jsonl"
+    secret = "s3cr3t-pa55"
+    proc = subprocess.Popen([sys.executable, str(SERVER), "--root", str(origin.root), "--port", str(port), "--log", str(log),
+                             "--auth", "fleet:" + secret])
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        for name in ("alpha", "beta"):
+            entry = stage.catalog["artifacts"][name]["1.0"]["any"]
+            entry["url"] = entry["url"].replace(origin.url, "http://127.0.0.1:{}".format(port))
+        denied = stage.run({"artifact_stage_credentials": {"alpha": {"username": "fleet", "password": "wrong"}}})
+        assert denied["rc"] != 0 and "alpha.bin: Request failed (HTTP 401)" in " ".join(" ".join(denied["failures"]).split())
+        assert secret not in json.dumps(denied) and "wrong" not in json.dumps(denied["failures"])
+        creds = {n: {"username": "fleet", "password": secret} for n in ("alpha", "beta")}
+        granted = stage.run({"artifact_stage_credentials": creds})
+        assert granted["rc"] == 0, granted
+        assert secret not in json.dumps(granted)
+        statuses = [json.loads(line)["status"] for line in log.read_text().splitlines()]
+        assert statuses.count(200) == 2 and 401 in statuses
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
