@@ -5,6 +5,7 @@ real networks; the role's own tasks run through ansible-playbook on a fleet of l
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -69,26 +70,35 @@ class Origin:
         urllib.request.urlopen(req, timeout=5).read()
 
 
+@contextlib.contextmanager
+def _server(root: Path, log: Path, *options: str) -> Iterator[int]:
+    """harness/artifact_server.py serving root on a free loopback port, ready when yielded."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(SERVER), "--root", str(root), "--port", str(port), "--log", str(log)]
+                            + list(options))
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture
 def origin(tmp_path: Path) -> Iterator[Origin]:
     root = tmp_path / "origin"
     for name, size in (("alpha", 300_000), ("beta", 50_000)):
         (root / name / "1.0").mkdir(parents=True)
         (root / name / "1.0" / (name + ".bin")).write_bytes(os.urandom(size))
-    port = _free_port()
     log = tmp_path / "requests.jsonl"
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--root", str(root), "--port", str(port), "--log", str(log),
-                             "--gdrive", "1AbCdrivefileid=alpha/1.0/alpha.bin"])
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield Origin(root, log, port)
-    proc.terminate()
-    proc.wait(timeout=10)
+    with _server(root, log, "--gdrive", "1AbCdrivefileid=alpha/1.0/alpha.bin") as port:
+        yield Origin(root, log, port)
 
 
 def _sha256(path: Path) -> str:
@@ -235,19 +245,9 @@ def test_google_drive_file_with_a_wrong_sum_is_refused(stage: Stage, origin: Ori
 
 
 def test_credentials_are_used_and_never_shown(stage: Stage, origin: Origin, tmp_path: Path) -> None:
-    port = _free_port()
     log = tmp_path / "private.jsonl"
     secret = "s3cr3t-pa55"
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--root", str(origin.root), "--port", str(port), "--log", str(log),
-                             "--auth", "fleet:" + secret])
-    try:
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with _server(origin.root, log, "--auth", "fleet:" + secret) as port:
         for name in ("alpha", "beta"):
             entry = stage.catalog["artifacts"][name]["1.0"]["any"]
             entry["url"] = entry["url"].replace(origin.url, "http://127.0.0.1:{}".format(port))
@@ -260,6 +260,3 @@ def test_credentials_are_used_and_never_shown(stage: Stage, origin: Origin, tmp_
         assert secret not in json.dumps(granted)
         statuses = [json.loads(line)["status"] for line in log.read_text().splitlines()]
         assert statuses.count(200) == 2 and 401 in statuses
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
