@@ -313,6 +313,9 @@ def write_report(path: Path, info: Dict[str, object], single: List[Dict[str, obj
         lines.append("| {} | {} | {} | {} | {:.1f} s | {} | {:.1f} |".format(
             len(hosts), r["forks"], r["batches"], fmt_time(float(r["seconds"])), float(r["seconds"]) / len(hosts),  # type: ignore[arg-type]
             changed, r["load_mean"]))
+    if info["aborted"]:
+        lines.append("")
+        lines.append("Incomplete: the bench stopped early ({}); the rows above are what was measured.".format(info["aborted"]))
     if dropped:
         lines.append("")
         lines.append("Dropped to stay within the time budget: " + "; ".join(dropped) + ".")
@@ -361,6 +364,7 @@ def main() -> int:
     rollouts = []  # type: List[Dict[str, object]]
     dropped = []  # type: List[str]
     cold = None  # type: Optional[Dict[str, object]]
+    aborted = ""
     try:
         fleet.start_services()
         # 1. One Pi.
@@ -393,11 +397,13 @@ def main() -> int:
                 r["forks"] = forks
                 rollouts.append(r)
                 by_size[n] = max(by_size.get(n, 0.0), float(r["seconds"]))  # type: ignore[arg-type]
-    except KeyboardInterrupt:
-        print("[bench] interrupted; cleaning up", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, SystemExit) as exc:
+        aborted = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc.code).splitlines()[0]
+        print("[bench] {}; cleaning up".format(exc), file=sys.stderr)
     finally:
         fleet.close()
+    if not single:
+        return 1
     for r in single + ([cold] if cold else []) + rollouts:
         all_loads.append(float(r["load_mean"]))  # type: ignore[arg-type]
     head = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).stdout.strip()
@@ -411,12 +417,13 @@ def main() -> int:
         "dirty": " (with uncommitted changes in playbooks/roles)" if dirty else "",
         "load_mean": sum(all_loads) / max(1, len(all_loads)), "load_max": max(loads_max or [0.0]), "others": others,
         "args": " ".join(sys.argv[1:]), "total": fmt_time(time.monotonic() - started),
+        "aborted": aborted,
     }
     write_report(args.output, info, single, cold, rollouts, dropped)
     (log_dir / "results.json").write_text(json.dumps({"info": info, "single": single, "cold": cold,
                                                       "rollouts": rollouts, "dropped": dropped}, indent=1))
     print("[bench] wrote {}; logs in {}".format(args.output, log_dir), file=sys.stderr)
-    return 0
+    return 1 if aborted else 0
 
 
 def cpu_model() -> str:
