@@ -484,3 +484,31 @@ def test_no_report_without_hosts_and_never_a_failure(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     warning = "".join(run.stderr.split())  # the warning is wrapped to the terminal's width
     assert "fleet_report:thefleetreportwasnotwritten" in warning and str(blocker) in warning, run.stderr
+
+
+def test_facts_from_the_fact_cache(tmp_path: Path) -> None:
+    """With smart gathering a host with cached facts is not gathered again: its OS, arch and Python
+    then come from the fact cache."""
+    playbook = """
+- name: Fail before verification.
+  hosts: pis
+  gather_facts: true
+  gather_subset: ["!all", "min"]
+  tasks:
+    - name: Break before verification.
+      ansible.builtin.fail:
+        msg: the runtime is missing
+"""
+    config = "[defaults]\ngathering = smart\nfact_caching = jsonfile\nfact_caching_connection = {}\n".format(tmp_path / "facts")
+    inventory = "[pis]\n" + _local("pi-1")
+    rows = []
+    for attempt in range(2):
+        run = _run(tmp_path, playbook, inventory, config=config, report_dir=tmp_path / "report")
+        assert run.returncode != 0, run.stdout + run.stderr
+        gathered = "TASK [Gathering Facts]" in run.stdout
+        assert gathered == (attempt == 0), "expected facts gathered on the first run only:\n" + run.stdout
+        rows.append(json.loads((tmp_path / "report" / "fleet-report.json").read_text(encoding="utf-8"))["hosts"][0])
+    for built in rows:
+        assert (built["status"], built["arch"]) == ("failed", platform.machine())
+        assert built["python"] == "{}.{}.{}".format(*sys.version_info[:3])
+    assert rows[1]["os"] == rows[0]["os"] and rows[0]["os"]

@@ -683,6 +683,7 @@ class CallbackModule(CallbackBase):
         self._changed_seen: Dict[str, set] = {}
         self._playbooks: List[str] = []
         self._batch: List[str] = []
+        self._variable_manager: Any = None
         self._task_name = ""
 
     # -- collecting ----------------------------------------------------------------------------
@@ -701,7 +702,8 @@ class CallbackModule(CallbackBase):
     def _add_play_hosts(self, play: Any, patterns: Any, batch: bool = False) -> None:
         if not patterns or "{{" in str(patterns):
             return
-        inventory = getattr(play.get_variable_manager(), "_inventory", None)
+        self._variable_manager = play.get_variable_manager()
+        inventory = getattr(self._variable_manager, "_inventory", None)
         if inventory is None:
             return
         for host in inventory.get_hosts(patterns, ignore_restrictions=True):
@@ -775,6 +777,15 @@ class CallbackModule(CallbackBase):
         except Exception as error:  # pylint: disable=broad-except
             self._warn("the fleet report was not written", error)
 
+    def _cached_facts(self, host: str) -> Mapping[str, Any]:
+        """The host's facts from the fact cache: with smart gathering a host with cached facts is not
+        gathered again, so its run has no fact-gathering result to read them from."""
+        try:
+            facts = self._variable_manager._fact_cache.get(host)
+        except Exception:  # pylint: disable=broad-except  # no cache, or not this host
+            return {}
+        return plain(facts) if isinstance(facts, Mapping) else {}
+
     def _report(self, stats: Any) -> None:
         now = time.time()
         custom = getattr(stats, "custom", {}) or {}
@@ -793,7 +804,10 @@ class CallbackModule(CallbackBase):
                 "rescued": int(getattr(stats, "rescued", {}).get(host, 0)),
             }
             touched = touched or bool(counts["processed"])
-            rows.append(build_row(host, verify, self._logs.get(host, {}), counts, now))
+            log = self._logs.get(host, {})
+            if counts["processed"] and not counts["unreachable"] and not log.get("facts"):
+                log = dict(log, facts=self._cached_facts(host))
+            rows.append(build_row(host, verify, log, counts, now))
         if not touched:
             self._display.vvv("fleet_report: the run reached no host besides the controller; no report written.")
             return
