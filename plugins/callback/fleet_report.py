@@ -412,10 +412,12 @@ def render_svg(rows: Sequence[Row]) -> str:
     """Bars of each host's real-time factor (its slowest path), a y axis with ticks, the RTF threshold
     (one line, or a mark per bar when hosts differ); failed and unreachable hosts in red with a cross,
     hosts without a measurement marked n/a."""
-    left, right, top = 64, 24, 34
+    right, top = 24, 34
     labels = [row["host"] if len(row["host"]) <= 32 else row["host"][:31] + "\u2026" for row in rows]
     bottom = 24 + 5 * max([len(label) for label in labels] + [4])
-    slot = min(80.0, max(30.0, (480.0 - left - right) / max(len(rows), 1)))
+    slot = min(80.0, max(30.0, (416.0) / max(len(rows), 1)))
+    # Host names are slanted to the left under their bars: room for the first one (about 4 px a character).
+    left = int(max(64.0, 4 * len(labels[0]) - slot / 2 + 8)) if labels else 64
     width = int(left + right + slot * max(len(rows), 1))
     height = 300 + bottom
     plot_h = height - top - bottom
