@@ -215,10 +215,23 @@ def test_svg_thresholds_differ() -> None:
 def test_summary() -> None:
     rows = [rtf_row("a", 0.2), rtf_row("b", 0.6), rtf_row("c", 0.4, status="failed"), row("d", None, processed=0)]
     summary = fr.build_report(rows, "playbooks/rollout.yml", NOW)["summary"]
-    assert summary == {"hosts": 4, "ok": 2, "failed": 1, "unreachable": 0, "not reached": 1,
+    assert summary == {"hosts": 4, "ok": 2, "failed": 1, "rolled back": 0, "unreachable": 0, "not reached": 1,
                        "rtf_median": 0.4, "rtf_max": 0.6, "rtf_threshold": 1.0}
-    assert "4 hosts: 2 ok, 1 failed, 0 unreachable, 1 not reached; RTF median 0.40, max 0.60 (threshold 1.00)" in \
+    assert "4 hosts: 2 ok, 1 failed, 0 rolled back, 0 unreachable, 1 not reached; RTF median 0.40, max 0.60 (threshold 1.00)" in \
         fr.render_markdown(fr.build_report(rows, "playbooks/rollout.yml", NOW))
+
+
+def test_a_pi_the_rollout_put_back_is_rolled_back_not_just_failed() -> None:
+    """rollout.yml's rescue re-verifies the working state, marks the row 'rolled back', then fails the Pi."""
+    verify = verify_row(checks=[{"path": "cli", "transcript": "das ist ein test", "wer": 0.0, "rtf": 0.3}],
+                        status="rolled back", reason="'Retrain the scorer now.': the job failed")
+    log = {"failures": [{"task": "Fail this Pi with what went wrong and what it runs now.",
+                         "msg": "pi failed the rollout at 'Retrain the scorer now.'; it is back on model 1"}]}
+    built = row("pi", verify, log, failures=1)
+    assert built["status"] == "rolled back" and "back on model 1" in built["reason"], built
+    report = fr.build_report([built], "playbooks/rollout.yml", NOW)
+    assert report["summary"]["rolled back"] == 1 and report["summary"]["failed"] == 0
+    assert 'class="status-rolled-back"' in fr.render_html(report)
 
 
 def test_write_report_replaces_files(tmp_path: Path) -> None:

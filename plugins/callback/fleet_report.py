@@ -29,7 +29,7 @@ short_description: Writes a fleet report (Markdown, HTML with an RTF plot, JSON)
 description:
   - After a run that reached at least one host other than the controller, writes C(fleet-report.md),
     C(fleet-report.html) and C(fleet-report.json) with one row per host of the run's plays, atomically.
-  - A row holds the host's status (ok, failed, unreachable, not reached), OS, arch, Python, runtime
+  - A row holds the host's status (ok, failed, rolled back, unreachable, not reached), OS, arch, Python, runtime
     flavour, model, scorer age, the transcripts, word error rate and real-time factor of each verified
     path (from the role voice_verify's C(set_stats) key C(fleet_report)) and the tasks that changed.
   - The HTML page is self-contained and embeds a plot of the real-time factor per host as an SVG image.
@@ -51,7 +51,7 @@ options:
 """
 
 REPORT_FILES = ("fleet-report.md", "fleet-report.html", "fleet-report.json")
-STATUSES = ("ok", "failed", "unreachable", "not reached")
+STATUSES = ("ok", "failed", "rolled back", "unreachable", "not reached")
 CONTROLLER_NAMES = frozenset(("localhost", "127.0.0.1", "::1"))
 FACT_ACTIONS = frozenset(("setup", "gather_facts"))
 MISSING = "\u2014"  # shown for a value the run did not learn
@@ -205,6 +205,10 @@ def build_row(host: str, verify: Optional[Mapping[str, Any]], log: Mapping[str, 
         if real:
             failed_task, reason = real[0].get("task"), _text(real[0].get("msg"))
         reason = reason or "a task failed"
+        if verify.get("status") == "rolled back":
+            # playbooks/rollout.yml's rescue: the change failed, the Pi is back on its working state
+            # (verified again) and was then failed on purpose.
+            status = "rolled back"
     elif verify.get("status") == "failed":
         status = "failed"
         reason = _text(verify.get("reason")) or "voice_verify reported a failure"
@@ -516,6 +520,7 @@ tr.failed td,tr.unreachable td{background:#fdecea}
 tr.not-reached td{background:#f4f4f4;color:#666}
 .status-ok{color:#1e7b34;font-weight:bold}
 .status-failed,.status-unreachable{color:#c0392b;font-weight:bold}
+.status-rolled-back{color:#b9770e;font-weight:bold}
 .path{color:#666}
 summary{cursor:pointer}
 img{max-width:100%;margin:1em 0}
