@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+from test_retrain import SENTENCES, _invocation, _wait_for_run, _write_sentences, restore_sentences  # noqa: F401 (fixture)
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -176,6 +177,54 @@ def test_training_message_rebuilds_the_scorer(host: Any, work: str) -> None:
     captured = [m["payload"] for m in _transcribe(host, work + "/das_ist_ein_test.wav")
                 if m["topic"] == "hermes/asr/textCaptured"]
     assert captured and captured[0]["text"] == "das ist ein test", captured
+
+
+def _journal_cursor(host: Any) -> str:
+    out = host.check_output("journalctl -n 0 --show-cursor --no-pager")
+    return out.rsplit("-- cursor: ", 1)[1].strip()
+
+
+def _wait_for_reload(host: Any, cursor: str) -> str:
+    """Wait until the ASR service was reloaded after `cursor`; its journal (and the reload service's) since then."""
+    deadline = time.time() + TIMEOUT
+    while True:
+        log = host.check_output("journalctl --after-cursor={} -u {} -u rhasspy-asr-reload.service --no-pager -o cat".format(
+            _quote(cursor), SERVICE))
+        if "Reloaded " in log or time.time() > deadline:
+            return log
+        time.sleep(1)
+
+
+def _heard(host: Any, wav: str) -> str:
+    captured = [m["payload"]["text"] for m in _transcribe(host, wav) if m["topic"] == "hermes/asr/textCaptured"]
+    assert captured, "no hermes/asr/textCaptured within {} s:\n{}".format(
+        TIMEOUT, host.run("journalctl -u {} -n 30 --no-pager -o cat".format(SERVICE)).stdout)
+    return captured[0]
+
+
+def test_an_edit_of_the_sentences_reaches_the_running_service(host: Any, work: str, restore_sentences: None) -> None:
+    """sentences.ini -> voice-retrain -> new scorer -> rhasspy-asr-reload.path reloads the service -> the next
+    voice command over MQTT is decoded with the new vocabulary (no manual restart)."""
+    wav = "14_schalte_das_radio_ein.wav"
+    rows = (FIXTURE / "heldout" / "transcripts.tsv").read_text(encoding="utf-8").splitlines()
+    expected = dict(row.split("\t")[:2] for row in rows[1:])[wav]
+    host.run_test("echo {} | base64 -d > {}/{}".format(
+        base64.b64encode((FIXTURE / "heldout" / wav).read_bytes()).decode("ascii"), work, wav))
+    spell = "{}/bin/voice-scorer-package inspect {} --alphabet /opt/voice-appliance/models/current/alphabet.txt --spell radio".format(
+        VENV, SCORER)
+    assert host.run(spell).rc == 1, "'radio' must not be in the scorer's vocabulary yet"
+    heard_before = _heard(host, work + "/" + wav)
+    assert heard_before != expected, "decoded without 'radio' in the vocabulary"
+    main_pid = host.check_output("systemctl show -p MainPID --value " + SERVICE)
+    before, cursor = _invocation(host), _journal_cursor(host)
+    _write_sentences(host, host.file(SENTENCES).content_string + "\n[Radio]\nschalte das radio (ein | aus)\n")
+    props = _wait_for_run(host, before)
+    assert props["Result"] == "success", props
+    log = _wait_for_reload(host, cursor)
+    assert "Reloaded " in log and "reloading " + SERVICE in log, "no reload of the service after the new scorer:\n" + log
+    assert host.check_output("systemctl show -p MainPID --value " + SERVICE) == main_pid, "reloaded, not restarted"
+    heard = _heard(host, work + "/" + wav)
+    assert heard == expected, (heard_before, heard, log)
 
 
 def test_profile_points_rhasspy_at_the_service(host: Any) -> None:
