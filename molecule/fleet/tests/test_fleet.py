@@ -1,0 +1,157 @@
+"""The fleet rollout: model 2 in batches, gated by the health check, with one Pi getting a damaged build.
+
+converge provisioned every Pi with model 1. Here playbooks/rollout.yml rolls model 2 out with the
+ramp 1, 2, 4, rest and max_fail_percentage 0. fleet-a05's build of model 2 is damaged (it loads but
+hears nonsense): its batch fails verification, fleet-a05 goes back to model 1, and the rollout stops
+before the next batch. Then playbooks/verify.yml proves every Pi healthy, and the fleet reports of
+both runs are read.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+REPO = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+DAMAGED = "fleet-a05"
+SERIAL = [1, 2, 4, "100%"]
+MODELS = "/opt/voice-appliance/models"
+SCORER = "/var/lib/voice-appliance/generated.scorer"
+EXPECTED = (REPO / "files" / "fixture" / "das_ist_ein_test.txt").read_text(encoding="utf-8").strip()
+
+
+def _pis() -> List[str]:
+    """The group's Pis in inventory order (the order rollout.yml batches them in)."""
+    out = subprocess.run(["ansible-inventory", "-i", INVENTORY, "--list"], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    return json.loads(out)["voice_assistants"]["hosts"]
+
+
+def _batches(hosts: List[str]) -> List[List[str]]:
+    batches, start = [], 0
+    for size in SERIAL:
+        count = len(hosts) if size == "100%" else int(size)
+        batches.append(hosts[start:start + count])
+        start += count
+    return [batch for batch in batches if batch]
+
+
+def _on_pi(pi: str, command: str) -> str:
+    return subprocess.run(["docker", "exec", pi, "sh", "-c", command], stdout=subprocess.PIPE,
+                          universal_newlines=True, check=True).stdout.strip()
+
+
+def _state(pi: str) -> Dict[str, str]:
+    return {"model": _on_pi(pi, "readlink " + MODELS + "/current"),
+            "scorer": _on_pi(pi, "sha256sum " + SCORER + " | cut -d' ' -f1")}
+
+
+def _playbook(name: str, report: Path, *extra: str) -> Dict[str, Any]:
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_CALLBACK_PLUGINS=str(REPO / "plugins" / "callback"),
+               ANSIBLE_CALLBACKS_ENABLED="fleet_report", PI_VOICE_FLEET_REPORT_DIR=str(report), ANSIBLE_FORCE_COLOR="0")
+    started = time.time()
+    run = subprocess.run(["ansible-playbook", "-i", INVENTORY, str(REPO / "playbooks" / name)] + list(extra),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
+                         check=False, timeout=3600)
+    print("{} took {:.0f} s, exit {}".format(name, time.time() - started, run.returncode))
+    return {"rc": run.returncode, "out": run.stdout, "report": report}
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Dict[str, Any]:
+    hosts = _pis()
+    before = {pi: _state(pi) for pi in hosts}
+    rollout = _playbook("rollout.yml", EPHEMERAL / "report-rollout", "-e", "fleet_model_version=2",
+                        "-e", json.dumps({"rollout_serial": SERIAL}))
+    after = {pi: _state(pi) for pi in hosts}
+    return {"hosts": hosts, "batches": _batches(hosts), "before": before, "after": after, "rollout": rollout}
+
+
+def _rows(report: Path) -> Dict[str, Dict[str, Any]]:
+    data = json.loads((report / "fleet-report.json").read_text(encoding="utf-8"))
+    return {row["host"]: row for row in data["rows"]}
+
+
+def _stopped_at(fleet: Dict[str, Any]) -> int:
+    return next(i for i, batch in enumerate(fleet["batches"]) if DAMAGED in batch)
+
+
+def test_the_rollout_stops_after_the_batch_with_the_failed_pi(fleet: Dict[str, Any]) -> None:
+    rollout = fleet["rollout"]
+    assert rollout["rc"] != 0, rollout["out"][-3000:]
+    assert "{} failed the rollout at".format(DAMAGED) in rollout["out"], rollout["out"][-5000:]
+    stop = _stopped_at(fleet)
+    assert stop < len(fleet["batches"]) - 1, "the damaged Pi must not be in the last batch: {}".format(fleet["batches"])
+    for pi in [pi for batch in fleet["batches"][stop + 1:] for pi in batch]:
+        assert fleet["after"][pi] == fleet["before"][pi], (pi, "was changed after the rollout should have stopped")
+        assert fleet["after"][pi]["model"].startswith("fixture_model-1-"), fleet["after"][pi]
+
+
+def test_the_healthy_pis_of_the_reached_batches_run_model_2(fleet: Dict[str, Any]) -> None:
+    reached = [pi for batch in fleet["batches"][:_stopped_at(fleet) + 1] for pi in batch if pi != DAMAGED]
+    assert len(reached) >= 3, fleet["batches"]
+    for pi in reached:
+        assert fleet["after"][pi]["model"].startswith("fixture_model-2-"), (pi, fleet["after"][pi])
+        assert _on_pi(pi, "readlink " + MODELS + "/previous") == fleet["before"][pi]["model"]
+
+
+def test_the_failed_pi_runs_its_previous_model_and_scorer(fleet: Dict[str, Any]) -> None:
+    assert fleet["after"][DAMAGED] == fleet["before"][DAMAGED], fleet["after"][DAMAGED]
+    assert _on_pi(DAMAGED, "readlink " + MODELS + "/previous").startswith("fixture_model-2-damaged-")
+    # The ASR service serves model 1 again: the recording over MQTT is heard right.
+    asr = json.loads(_on_pi(DAMAGED, "cat /etc/ansible/facts.d/rhasspy_asr.fact"))
+    heard = json.loads(_on_pi(DAMAGED, "/opt/voice-appliance/venv/bin/voice-hermes-check --wav "
+                                       "/var/lib/voice-appliance/verify/das_ist_ein_test.wav --site-id {} --port {}".format(
+                                           asr["site_id"], asr["mqtt_port"])))
+    assert heard["transcript"] == EXPECTED, heard
+
+
+def test_the_rollout_report_has_a_row_per_pi(fleet: Dict[str, Any]) -> None:
+    report = fleet["rollout"]["report"]
+    rows = _rows(report)
+    assert set(rows) == set(fleet["hosts"]), sorted(rows)
+    stop = _stopped_at(fleet)
+    for index, batch in enumerate(fleet["batches"]):
+        for pi in batch:
+            status = rows[pi]["status"]
+            if pi == DAMAGED:
+                assert status == "rolled back" and "failed the rollout at" in rows[pi]["reason"], rows[pi]
+            elif index <= stop:
+                assert status == "ok" and rows[pi]["model_id"].startswith("fixture_model-2-"), rows[pi]
+            else:
+                assert status == "not reached", rows[pi]
+    markdown = (report / "fleet-report.md").read_text(encoding="utf-8")
+    html = (report / "fleet-report.html").read_text(encoding="utf-8")
+    for pi in fleet["hosts"]:
+        assert pi in markdown and pi in html
+    assert "rolled back" in markdown and "rolled back" in html
+
+
+def test_after_the_rollout_every_pi_verifies(fleet: Dict[str, Any]) -> None:
+    verify = _playbook("verify.yml", EPHEMERAL / "report-verify")
+    assert verify["rc"] == 0, verify["out"][-5000:]
+    rows = _rows(verify["report"])
+    assert set(rows) == set(fleet["hosts"])
+    for pi, row in rows.items():
+        assert row["status"] == "ok", row
+        assert [check["path"] for check in row["checks"]] == ["cli", "mqtt"], row
+        assert all(check["transcript"] == EXPECTED and check["wer"] == 0 for check in row["checks"]), row
+        assert row["model_id"] == fleet["after"][pi]["model"] and len(row["model_sha256"]) == 64, row
+        assert row["scorer_sha256"] == fleet["after"][pi]["scorer"], row
+    arches = {row["arch"] for row in rows.values()}
+    assert arches == {"x86_64", "armv7l"}, arches
+    # The HTML page embeds the RTF plot as an image: one bar per Pi.
+    html = (verify["report"] / "fleet-report.html").read_text(encoding="utf-8")
+    image = re.search(r'<img[^>]+src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html)
+    assert image, html[:2000]
+    svg = base64.b64decode(image.group(1)).decode("utf-8")
+    assert svg.count("<rect") >= len(fleet["hosts"]) and all(pi in svg for pi in fleet["hosts"]), svg[:2000]
