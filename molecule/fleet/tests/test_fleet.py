@@ -1,7 +1,7 @@
-"""The fleet rollout: model 2 in batches, gated by the health check, with one Pi getting a damaged build.
+"""The fleet rollout: model fleet-2 in batches, gated by the health check, with one Pi getting a damaged build.
 
-converge provisioned every Pi with model 1. Here playbooks/rollout.yml rolls model 2 out with the
-ramp 1, 2, 4, rest and max_fail_percentage 0. fleet-a05's build of model 2 is damaged (it loads but
+converge provisioned every Pi with model 1. Here playbooks/rollout.yml rolls model fleet-2 out with the
+ramp 1, 2, 4, rest and max_fail_percentage 0. fleet-a05's build of model fleet-2 is damaged (it loads but
 hears nonsense): its batch fails verification, fleet-a05 goes back to model 1, and the rollout stops
 before the next batch. Then playbooks/verify.yml proves every Pi healthy, and the fleet reports of
 both runs are read.
@@ -70,7 +70,7 @@ def _playbook(name: str, report: Path, *extra: str) -> Dict[str, Any]:
 def fleet() -> Dict[str, Any]:
     hosts = _pis()
     before = {pi: _state(pi) for pi in hosts}
-    rollout = _playbook("rollout.yml", EPHEMERAL / "report-rollout", "-e", "fleet_model_version=2",
+    rollout = _playbook("rollout.yml", EPHEMERAL / "report-rollout", "-e", "fleet_model_version=fleet-2",
                         "-e", json.dumps({"rollout_serial": SERIAL}))
     after = {pi: _state(pi) for pi in hosts}
     return {"hosts": hosts, "batches": _batches(hosts), "before": before, "after": after, "rollout": rollout}
@@ -100,13 +100,13 @@ def test_the_healthy_pis_of_the_reached_batches_run_model_2(fleet: Dict[str, Any
     reached = [pi for batch in fleet["batches"][:_stopped_at(fleet) + 1] for pi in batch if pi != DAMAGED]
     assert len(reached) >= 3, fleet["batches"]
     for pi in reached:
-        assert fleet["after"][pi]["model"].startswith("fixture_model-2-"), (pi, fleet["after"][pi])
+        assert fleet["after"][pi]["model"].startswith("fixture_model-fleet-2-"), (pi, fleet["after"][pi])
         assert _on_pi(pi, "readlink " + MODELS + "/previous") == fleet["before"][pi]["model"]
 
 
 def test_the_failed_pi_runs_its_previous_model_and_scorer(fleet: Dict[str, Any]) -> None:
     assert fleet["after"][DAMAGED] == fleet["before"][DAMAGED], fleet["after"][DAMAGED]
-    assert _on_pi(DAMAGED, "readlink " + MODELS + "/previous").startswith("fixture_model-2-damaged-")
+    assert _on_pi(DAMAGED, "readlink " + MODELS + "/previous").startswith("fixture_model-fleet-2-damaged-")
     # The ASR service serves model 1 again: the recording over MQTT is heard right.
     asr = json.loads(_on_pi(DAMAGED, "cat /etc/ansible/facts.d/rhasspy_asr.fact"))
     heard = json.loads(_on_pi(DAMAGED, "/opt/voice-appliance/venv/bin/voice-hermes-check --wav "
@@ -126,7 +126,7 @@ def test_the_rollout_report_has_a_row_per_pi(fleet: Dict[str, Any]) -> None:
             if pi == DAMAGED:
                 assert status == "rolled back" and "failed the rollout at" in rows[pi]["reason"], rows[pi]
             elif index <= stop:
-                assert status == "ok" and rows[pi]["model_id"].startswith("fixture_model-2-"), rows[pi]
+                assert status == "ok" and rows[pi]["model_id"].startswith("fixture_model-fleet-2-"), rows[pi]
             else:
                 assert status == "not reached", rows[pi]
     markdown = (report / "fleet-report.md").read_text(encoding="utf-8")
