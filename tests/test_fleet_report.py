@@ -234,6 +234,17 @@ def test_a_pi_the_rollout_put_back_is_rolled_back_not_just_failed() -> None:
     assert 'class="status-rolled-back"' in fr.render_html(report)
 
 
+def test_hosts_only_staged_in_a_verifying_run_are_not_reached() -> None:
+    """rollout.yml: every Pi takes part in staging's preflight, but a stopped rollout never verifies the last batches."""
+    verified = rtf_row("a", 0.2)
+    staged_only = row("b", None, {"facts": {}})
+    report = fr.build_report([verified, staged_only], "playbooks/rollout.yml", NOW)
+    assert [host["status"] for host in report["hosts"]] == ["ok", "not reached"], report["hosts"]
+    assert report["summary"]["not reached"] == 1
+    # Without any verification in the run (appliance.yml alone) a processed host stays ok.
+    assert fr.build_report([staged_only], "playbooks/appliance.yml", NOW)["hosts"][0]["status"] == "ok"
+
+
 def test_write_report_replaces_files(tmp_path: Path) -> None:
     target = tmp_path / "out"
     target.mkdir()

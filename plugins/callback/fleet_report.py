@@ -258,6 +258,12 @@ def build_row(host: str, verify: Optional[Mapping[str, Any]], log: Mapping[str, 
 
 def build_report(rows: Sequence[Row], playbook: str, now: float, check_mode: bool = False) -> Dict[str, Any]:
     """The whole report: summary on top, then the rows (as given)."""
+    if any(row.get("verified") for row in rows):
+        # A run that verifies Pis (site.yml, rollout.yml, verify.yml): a Pi that took part only in the
+        # run's early plays (staging's preflight) was never provisioned and verified in it.
+        rows = [dict(row, status="not reached", reason="not verified in this run: it ended (e.g. a rollout stopped) "
+                     "before this host's batch") if row.get("status") == "ok" and not row.get("verified") else row
+                for row in rows]
     rtfs = [row["rtf"] for row in rows if row.get("rtf") is not None]
     thresholds = sorted({row["max_rtf"] for row in rows if row.get("max_rtf") is not None})
     summary: Dict[str, Any] = {"hosts": len(rows)}
