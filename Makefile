@@ -4,7 +4,7 @@ VENV  := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_PIPELINING := 1
 
-.PHONY: setup demo demo-clean test lint syntax pytest molecule molecule-default molecule-armhf docs
+.PHONY: setup demo demo-clean test lint syntax pytest molecule molecule-default molecule-armhf molecule-fleet molecule-pull bench-fleet docs
 
 setup:            ## host packages, docker engine, binfmt, controller venv, Pi images (idempotent)
 	bash harness/setup.sh
@@ -23,19 +23,28 @@ lint:
 	python scripts/role_docs.py --check
 
 syntax:
-	ansible-playbook --syntax-check -i inventory/pis.ini.example site.yml
+	for playbook in site.yml playbooks/*.yml; do ansible-playbook --syntax-check -i inventory/pis.ini.example $$playbook || exit 1; done
 
 # pytest exits 5 when it collected nothing; that is not a failure of this suite's checks.
 pytest:
 	pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
-molecule: molecule-default molecule-armhf
+molecule: molecule-default molecule-pull molecule-fleet molecule-armhf
 
 molecule-default:
 	molecule test -s default
 
 molecule-armhf:
 	molecule test -s armhf
+
+molecule-fleet:   ## ten amd64 Pis + one armhf: rollout in batches with a damaged model on one Pi, the fleet report
+	molecule test -s fleet
+
+molecule-pull:    ## one amd64 Pi converges itself with ansible-pull from a local git repository
+	molecule test -s pull
+
+bench-fleet:      ## cold/warm converge and rollout wall time by fleet size and forks (writes bench/fleet.md; not part of test)
+	nice -n 19 python bench/fleet_bench.py
 
 docs:             ## regenerate the roles' variable tables from argument_specs + defaults
 	python scripts/role_docs.py
