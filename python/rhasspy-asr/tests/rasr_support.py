@@ -415,5 +415,15 @@ def wav_chunks(path: Path, frames: int = 2048) -> List[bytes]:
     return chunks
 
 
+def write_silence(path: Path, seconds: float, rate: int = 16000) -> Path:
+    """A mono 16-bit WAV of silence (a recording with nothing said, or in a wrong format)."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(b"\0\0" * int(seconds * rate))
+    return path
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

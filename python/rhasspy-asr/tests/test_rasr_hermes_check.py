@@ -74,11 +74,6 @@ def test_no_broker_is_a_connection_error(asr_venv, fixture_model) -> None:
 
 
 def test_a_wrong_recording_format_names_the_fix(asr_venv, broker, tmp_path: Path) -> None:
-    wav = tmp_path / "8k.wav"
-    with wave.open(str(wav), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\0\0" * 800)
+    wav = support.write_silence(tmp_path / "8k.wav", 0.1, rate=8000)
     done = run_check(asr_venv, *check_args(broker, wav))
     assert done.returncode == 64 and "8000 Hz" in done.stderr and "sox {} -r 16000 -c 1 -b 16".format(wav) in done.stderr

@@ -144,14 +144,7 @@ def test_startup_refusals_name_the_bad_value(asr_venv, broker, kenlm_bin, tmp_pa
 
 def test_failed_transcription_is_reported_and_service_survives(asr_venv, broker, kenlm_bin, tmp_path) -> None:
     setup = Setup(tmp_path, asr_venv, kenlm_bin)  # "model" that the library refuses
-    wav = tmp_path / "silence.wav"
-    import wave
-
-    with wave.open(str(wav), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(b"\0\0" * 8000)
+    wav = support.write_silence(tmp_path / "silence.wav", 0.5)
     svc = service(asr_venv, broker, ["--model", str(setup.model), "--no-overwrite-train"]).start()
     hermes = support.Hermes(broker.port)
     try:
