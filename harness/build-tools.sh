@@ -142,8 +142,11 @@ with open(os.path.join(pkg, "MANIFEST.json"), "w") as f:
 PY
 
 mkdir -p "$(dirname "$out")"
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$pkg" -cf - . | gzip -n >"$out.tmp"
-sum=$(sha256sum "$out.tmp" | cut -d' ' -f1)
-mv "$out.tmp" "$out"
-echo "$sum  $(basename "$out")" >"$out.sha256"
+# A temporary name of this build's own: two runs building the same tarball at once (two scenarios
+# staging in parallel) each rename a complete file into place, never interleave writes.
+tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$pkg" -cf - . | gzip -n >"$out.tmp.$$"
+sum=$(sha256sum "$out.tmp.$$" | cut -d' ' -f1)
+echo "$sum  $(basename "$out")" >"$out.sha256.tmp.$$"
+mv "$out.tmp.$$" "$out"
+mv "$out.sha256.tmp.$$" "$out.sha256"
 echo "== $out ($sum)" >&2

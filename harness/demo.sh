@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: the main job against one emulated Raspberry Pi (Debian bookworm armhf under qemu).
+# `make demo`: the main job against one emulated Raspberry Pi — by default a 64-bit Raspberry Pi OS
+# (Debian bookworm arm64, Python 3.11) under qemu-aarch64. (Trixie's systemd 257 cannot run as PID 1
+# under this machine's qemu-user 7.2: every unit fails with "Failed to spawn executor: Invalid
+# argument". A real trixie Pi is not affected; PI_VOICE_DEMO_IMAGE picks another image.)
 #
 #   harness/demo.sh          start the "Pi" if needed, run `ansible-playbook site.yml`, summarise
 #   harness/demo.sh clean    remove the container and the generated inventory
@@ -7,7 +10,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 name=${PI_VOICE_DEMO_NAME:-pi-voice-demo}
-image=${PI_VOICE_DEMO_IMAGE:-pi-voice/debian:bookworm-armhf}
+image=${PI_VOICE_DEMO_IMAGE:-pi-voice/debian:bookworm-arm64}
 demo=$repo/.demo
 
 port=${PI_VOICE_DEMO_PORT:-8730}
@@ -20,13 +23,19 @@ if [ "${1:-}" = clean ]; then
 fi
 
 case "$image" in *arm*) stop_signal=SIGRTMIN+5 ;; *) stop_signal=SIGRTMIN+3 ;; esac
+# Under qemu-user a 32-bit program's readdir loses the entries of an overlayfs directory (64-bit
+# directory cookies): armhf Mosquitto would read nothing from conf.d and never open the appliance's
+# listener. A real Pi is not affected; the emulated one gets a tmpfs there (FACTS §12).
+emulation_fixes=()
+case "$image" in *armhf*) emulation_fixes=(--tmpfs /etc/mosquitto/conf.d) ;; esac
 if [ "$(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" != true ]; then
     docker rm -f "$name" >/dev/null 2>&1 || true
     echo "starting the emulated Pi '$name' from $image"
     # systemd as PID 1 without --privileged (FACTS §5); host network, loopback only.
     docker run -d --name "$name" --hostname "$name" --add-host "$name:127.0.1.1" --network host \
         --cap-add SYS_ADMIN --security-opt seccomp=unconfined --stop-signal "$stop_signal" \
-        --tmpfs /run --tmpfs /run/lock --tmpfs /tmp -v /sys/fs/cgroup:/sys/fs/cgroup:ro --cgroupns host \
+        --tmpfs /run --tmpfs /run/lock --tmpfs /tmp "${emulation_fixes[@]}" \
+        -v /sys/fs/cgroup:/sys/fs/cgroup:ro --cgroupns host \
         -e container=docker "$image" /lib/systemd/systemd >/dev/null
 fi
 for _ in $(seq 1 60); do
@@ -78,8 +87,13 @@ echo "Service account: $(docker exec "$name" id voice)"
 echo "DeepSpeech: $(docker exec "$name" /opt/voice-appliance/venv/bin/deepspeech --version 2>/dev/null | head -n1), $(docker exec "$name" python3 -c 'import json; f = json.load(open("/etc/ansible/facts.d/deepspeech.fact")); print(f["kind"], "wheel", f["filename"])')"
 cp "$repo/files/fixture/das_ist_ein_test.wav" "$demo/"
 docker cp "$demo/das_ist_ein_test.wav" "$name:/root/das_ist_ein_test.wav"
-echo "Transcript of the recorded test WAV ('$(cat "$repo/files/fixture/das_ist_ein_test.txt")'):" \
-    "'$(docker exec "$name" /opt/voice-appliance/venv/bin/deepspeech --model /opt/voice-appliance/models/current/output_graph.tflite \
-        --audio /root/das_ist_ein_test.wav 2>/dev/null)'"
+expected=$(cat "$repo/files/fixture/das_ist_ein_test.txt")
+heard=$(docker exec "$name" /opt/voice-appliance/venv/bin/deepspeech --model /opt/voice-appliance/models/current/output_graph.tflite \
+    --scorer /var/lib/voice-appliance/generated.scorer --audio /root/das_ist_ein_test.wav 2>/dev/null)
+echo "Transcript of the recorded test WAV ('$expected'): '$heard'"
 echo "Directories: $(docker exec "$name" ls -ld /opt/voice-appliance /var/lib/voice-appliance | awk '{print $1, $3, $NF}' | paste -sd';')"
 echo "Look around: docker exec -it $name bash     Remove it: make demo-clean"
+if [ "$heard" != "$expected" ]; then
+    echo "demo: FAILED: the Pi heard '$heard', expected '$expected'" >&2
+    exit 1
+fi

@@ -7,14 +7,14 @@
 #
 # Knobs (environment):
 #   PI_VOICE_CACHE   cache outside the clone (images, venvs, downloads); default ~/.cache/pi-voice
-#   PI_VOICE_IMAGES  images to build, e.g. "bookworm-amd64 bookworm-armhf bullseye-armhf trixie-armhf"
+#   PI_VOICE_IMAGES  images to build (default "bookworm-amd64 bookworm-armhf bookworm-arm64"; also e.g. bullseye-armhf)
 #   DEBIAN_MIRROR    Debian mirror for debootstrap; default: the first one in this machine's apt sources
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 cache=${PI_VOICE_CACHE:-$HOME/.cache/pi-voice}
-images=${PI_VOICE_IMAGES:-bookworm-amd64 bookworm-armhf}
+images=${PI_VOICE_IMAGES:-bookworm-amd64 bookworm-armhf bookworm-arm64}
 mkdir -p "$cache"
 
 log() { printf '\033[1m[harness]\033[0m %s\n' "$*"; }

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,26 +34,53 @@ GOOD: Dict[str, Any] = {
     "python": {"version": {"major": 3, "minor": 11, "micro": 2}, "executable": "/usr/bin/python3"},
 }
 
+def _python(minor: int, micro: int) -> Dict[str, Any]:
+    return {"python": {"version": {"major": 3, "minor": minor, "micro": micro}, "executable": "/usr/bin/python3"}}
+
+
 CASES: Dict[str, Dict[str, Any]] = {
     "good": {},
-    "raspbian_buster": {"distribution": "Raspbian", "distribution_release": "buster", "distribution_version": "10"},
+    # The support matrix: bullseye (3.9), bookworm (3.11), trixie (3.13) on armhf, arm64 and amd64.
+    "bullseye_arm64": dict({"distribution_release": "bullseye", "distribution_version": "11", "architecture": "aarch64"},
+                           **_python(9, 2)),
+    "raspbian_bullseye_armhf": dict({"distribution": "Raspbian", "distribution_release": "bullseye", "distribution_version": "11"},
+                                    **_python(9, 2)),
+    "trixie_amd64": dict({"distribution_release": "trixie", "distribution_version": "13", "architecture": "x86_64"},
+                         **_python(13, 5)),
+    # Buster (Python 3.7) is no longer supported: current Ansible cannot manage it (playbooks/probe.yml
+    # refuses it before fact gathering); should its facts ever arrive, the preflight refuses it too.
+    "raspbian_buster": dict({"distribution": "Raspbian", "distribution_release": "buster", "distribution_version": "10"},
+                            **_python(7, 3)),
+    "debian_buster": {"distribution_release": "buster", "distribution_version": "10"},
     "ubuntu": {"distribution": "Ubuntu", "distribution_release": "jammy", "distribution_version": "22.04"},
     "stretch": {"distribution_release": "stretch", "distribution_version": "9"},
     "pi_zero": {"architecture": "armv6l"},
     "i686": {"architecture": "i686"},
-    "old_python": {"python": {"version": {"major": 3, "minor": 5, "micro": 3}, "executable": "/usr/bin/python3"}},
+    "old_python": _python(5, 3),
+    "python_3_7": _python(7, 3),
+    "python_3_8": _python(8, 10),
     "small_ram": {"memtotal_mb": 480},
     "full_disk": {},
 }
 
 EXPECTED: Dict[str, Any] = {
     "good": None,
-    "raspbian_buster": None,
+    "bullseye_arm64": None,
+    "raspbian_bullseye_armhf": None,
+    "trixie_amd64": None,
+    "raspbian_buster": "Unsupported operating system 'Raspbian 10 (buster)'. The voice appliance supports Debian / Raspbian "
+                       "(Raspberry Pi OS reports itself as one of these) bullseye, bookworm, trixie. "
+                       "Upgrade the Pi to Raspberry Pi OS bullseye or later",
+    "debian_buster": "Unsupported operating system 'Debian 10 (buster)'",
     "ubuntu": "Unsupported operating system 'Ubuntu 22.04 (jammy)'",
     "stretch": "Unsupported operating system 'Debian 9 (stretch)'",
     "pi_zero": "Unsupported architecture 'armv6l': the official DeepSpeech 0.7.4 ARM library needs an ARMv8 CPU with FP/NEON (Raspberry Pi 3 or 4",
     "i686": "Unsupported architecture 'i686'. Supported: armv7l, aarch64, x86_64",
-    "old_python": "Python 3.5 (/usr/bin/python3) is too old: the appliance's helpers need Python 3.7 or newer",
+    "old_python": "Python 3.5 (/usr/bin/python3) is too old: the appliance needs Python 3.9 or newer. "
+                  "Upgrade the Pi to Raspberry Pi OS bullseye or later",
+    "python_3_7": "Python 3.7 (/usr/bin/python3) is too old: the appliance needs Python 3.9 or newer. "
+                  "Upgrade the Pi to Raspberry Pi OS bullseye or later",
+    "python_3_8": "Python 3.8 (/usr/bin/python3) is too old: the appliance needs Python 3.9 or newer",
     "small_ram": "Not enough memory: 480 MiB total, the appliance needs at least 850 MiB",
     "full_disk": re.compile(r"Not enough free disk space for /opt/voice-appliance: \d+ MiB free on '/[^']*', "
                             r"the appliance needs at least 1000000000 MiB"),
@@ -121,3 +149,10 @@ def test_preflight(outcomes: Dict[str, Dict[str, Any]], case: str) -> None:
             assert expected in message, outcome
         else:
             assert expected.search(message), outcome
+
+
+def test_supported_releases_and_minimum_python() -> None:
+    """The role's defaults state the support matrix: bullseye (3.9), bookworm, trixie; no buster."""
+    defaults = yaml.safe_load((REPO / "roles/deepspeech_deps/defaults/main.yml").read_text())
+    assert defaults["deepspeech_deps_supported_releases"] == ["bullseye", "bookworm", "trixie"]
+    assert defaults["deepspeech_deps_min_python"] == "3.9"

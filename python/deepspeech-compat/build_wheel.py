@@ -193,7 +193,7 @@ def write_wheel(out_dir: str, lib: bytes, platform: str, variant: str, flavour: 
 
     os.makedirs(out_dir, exist_ok=True)
     target = os.path.join(out_dir, "deepspeech-{}-py3-none-{}.whl".format(version, platform))
-    partial = target + ".part"
+    partial = "{}.part.{}".format(target, os.getpid())  # own name: parallel builds never interleave
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=DEFAULT_DATE)

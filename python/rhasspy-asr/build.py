@@ -5,7 +5,9 @@
     python3 build.py --sdist-dir DIR --out dist/      # offline: take the sdists from DIR
     python3 build.py --sources-only src/              # only write the patched source trees
 
-Each sdist named in the repository's ``artifacts.yml`` is checked against its sha256, unpacked,
+Each sdist named in the repository's ``artifacts.yml`` (by its package coordinates: fetched with
+``pip download`` by name through ``scripts/registry_fetch.py``, so pip.conf, ``PIP_INDEX_URL``
+and ``HTTPS_PROXY`` apply) is checked against its sha256, unpacked,
 patched with ``patches/<package>/*.patch`` (unified diffs, applied in name order, exactly — no
 fuzz), given the local version ``<version>+voice1`` and built with
 ``pip wheel --no-deps --no-build-isolation --no-index`` by ``--python`` (default: this Python),
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -23,14 +26,15 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from types import ModuleType
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 ARTIFACTS = REPO / "artifacts.yml"
+REGISTRY_FETCH = REPO / "scripts" / "registry_fetch.py"
 PATCHES = HERE / "patches"
 LOCAL_LABEL = "voice1"  # bump when a patch changes
 
@@ -59,49 +63,42 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "pi-voice"
 
 
-def _scalar(text: str) -> str:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        return text[1:-1]
-    return text
+def registry_fetch() -> ModuleType:
+    """scripts/registry_fetch.py (the table reader and the one fetcher of registry files), by path."""
+    name = "registry_fetch"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, str(REGISTRY_FETCH))
+        if spec is None or spec.loader is None:
+            raise BuildError("cannot load %s" % REGISTRY_FETCH)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return sys.modules[name]
 
 
-def load_artifacts(path: Path = ARTIFACTS) -> Dict[str, object]:
-    """Parse artifacts.yml: block mappings of plain or quoted scalars (all the file uses)."""
-    root: Dict[str, object] = {}
-    stack: List[Tuple[int, Dict[str, object]]] = [(-1, root)]
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#") or stripped == "---":
-            continue
-        indent = len(raw) - len(raw.lstrip(" "))
-        match = re.match(r"^(\"[^\"]*\"|'[^']*'|[^:#]+):(?:\s+(.*?))?\s*(?:#.*)?$", stripped)
-        if not match:
-            raise BuildError("%s:%d: cannot parse %r" % (path, number, raw))
-        key, value = _scalar(match.group(1)), match.group(2)
-        while stack[-1][0] >= indent:
-            stack.pop()
-        parent = stack[-1][1]
-        if value:
-            parent[key] = _scalar(value)
-        else:
-            child: Dict[str, object] = {}
-            parent[key] = child
-            stack.append((indent, child))
+def load_artifacts(path: Path = ARTIFACTS) -> Dict[str, Any]:
+    """The ``artifacts`` mapping of artifacts.yml (read by registry_fetch.load_table, stdlib only)."""
+    try:
+        root = registry_fetch().load_table(path)
+    except (OSError, ValueError) as exc:
+        raise BuildError("cannot read %s: %s" % (path, exc)) from exc
     artifacts = root.get("artifacts")
     if not isinstance(artifacts, dict):
         raise BuildError("%s has no top-level 'artifacts' mapping" % path)
     return artifacts
 
 
-def artifact_entry(package: Package, artifacts: Optional[Dict[str, object]] = None) -> Dict[str, str]:
+def artifact_entry(package: Package, artifacts: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """``artifacts.<package.artifact>.<version>.any``: filename, sha256 and pip coordinates."""
     table = artifacts if artifacts is not None else load_artifacts()
     try:
-        entry = table[package.artifact][package.version]["any"]  # type: ignore[index]
-        return {key: str(entry[key]) for key in ("filename", "url", "sha256")}
+        entry = table[package.artifact][package.version]["any"]
+        if not (entry["filename"] and entry["sha256"] and entry["pip"]["package"]):
+            raise KeyError("filename")
     except (KeyError, TypeError) as exc:
-        raise BuildError("artifacts.yml has no complete entry artifacts.%s.%r.any (filename, url, "
-                         "sha256)" % (package.artifact, package.version)) from exc
+        raise BuildError("artifacts.yml has no complete entry artifacts.%s.%r.any (filename, sha256, "
+                         "pip: {package, version, sdist: true})" % (package.artifact, package.version)) from exc
+    return dict(entry)
 
 
 def sha256_file(path: Path) -> str:
@@ -112,39 +109,32 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(entry: Dict[str, str], sdist_dir: Optional[Path] = None) -> Path:
-    """The sdist, sha256-checked: from ``sdist_dir`` if given, else downloaded once into the cache."""
+def _pip_spec(entry: Dict[str, Any]) -> str:
+    pip = entry.get("pip") or {}
+    return "%s==%s" % (pip.get("package", "?"), pip.get("version", "?"))
+
+
+def fetch(entry: Dict[str, Any], sdist_dir: Optional[Path] = None, python: Optional[str] = None) -> Path:
+    """The file, sha256-checked: from ``sdist_dir`` if given, else fetched once into the cache.
+
+    Fetching is ``pip download`` by the entry's package coordinates (registry_fetch), run by
+    ``python`` (default: this Python; for an sdist it needs wheel or setuptools >= 70.1).
+    """
     if sdist_dir is not None:
         path = sdist_dir / entry["filename"]
         if not path.is_file():
-            raise BuildError("%s is missing: put %s (from %s) into %s, or leave --sdist-dir out to "
-                             "download it" % (path, entry["filename"], entry["url"], sdist_dir))
+            raise BuildError("%s is missing: put %s (pip download --no-deps --no-binary=:all: %s) into %s, or "
+                             "leave --sdist-dir out to fetch it" % (path, entry["filename"], _pip_spec(entry), sdist_dir))
         actual = sha256_file(path)
         if actual != entry["sha256"]:
             raise BuildError("%s has sha256 %s, artifacts.yml says %s: it is not the pinned sdist"
                              % (path, actual, entry["sha256"]))
         return path
-    directory = cache_dir() / "downloads"
-    target = directory / entry["filename"]
-    if target.is_file() and sha256_file(target) == entry["sha256"]:
-        return target
-    directory.mkdir(parents=True, exist_ok=True)
-    handle, partial_name = tempfile.mkstemp(prefix=".part-", dir=str(directory))
-    partial = Path(partial_name)
+    fetcher = registry_fetch()
     try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(entry["url"], timeout=120) as response:
-            shutil.copyfileobj(response, out)
-        actual = sha256_file(partial)
-        if actual != entry["sha256"]:
-            raise BuildError("%s downloaded with sha256 %s, artifacts.yml says %s"
-                             % (entry["url"], actual, entry["sha256"]))
-        os.replace(str(partial), str(target))
-    except OSError as exc:
-        raise BuildError("cannot download %s: %s (offline? use --sdist-dir)" % (entry["url"], exc)) from exc
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return target
+        return Path(fetcher.fetch(entry, cache_dir() / "downloads" / entry["filename"], python=python).path)
+    except fetcher.FetchError as exc:
+        raise BuildError("%s (offline? use --sdist-dir)" % exc) from exc
 
 
 # --- unpacking and patching -----------------------------------------------------------------------
@@ -368,7 +358,10 @@ def build_wheel(root: Path, package: Package, out: Path, python: str, sdist: Pat
             raise BuildError("expected %s from %s, pip built %s" % (stem, sdist.name, [p.name for p in built]))
         out.mkdir(parents=True, exist_ok=True)
         target = out / stem
-        shutil.copyfile(str(built[0]), str(target))
+        # Copied under a name of its own, then renamed: parallel builds never leave a torn wheel.
+        partial = out / (".%s.%d.part" % (stem, os.getpid()))
+        shutil.copyfile(str(built[0]), str(partial))
+        os.replace(str(partial), str(target))
     return target
 
 
@@ -384,7 +377,7 @@ def build(out: Optional[Path], sdist_dir: Optional[Path] = None, python: str = s
     for package in PACKAGES:
         if only and package.name not in only:
             continue
-        sdist = fetch(artifact_entry(package, artifacts), sdist_dir)
+        sdist = fetch(artifact_entry(package, artifacts), sdist_dir, python)
         log("%s %s (%s)" % (package.name, package.version, sdist.name))
         if sources_only is not None:
             sources_only.mkdir(parents=True, exist_ok=True)
@@ -408,9 +401,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "sdists pinned in artifacts.yml." % LOCAL_LABEL)
     parser.add_argument("--out", default="dist", help="wheel output directory (default: dist)")
     parser.add_argument("--sdist-dir", help="take the sdists from this directory (offline) instead of "
-                        "downloading them into ${PI_VOICE_CACHE:-~/.cache/pi-voice}/downloads")
+                        "fetching them with pip download into ${PI_VOICE_CACHE:-~/.cache/pi-voice}/downloads")
     parser.add_argument("--python", default=sys.executable,
-                        help="Python that builds the wheels (needs setuptools; default: this one)")
+                        help="Python that fetches the sdists (pip download) and builds the wheels (needs "
+                        "setuptools, and wheel when setuptools < 70.1; default: this one)")
     parser.add_argument("--sources-only", metavar="DIR",
                         help="only unpack and patch the sdists into DIR (no wheels)")
     parser.add_argument("--only", action="append", default=[], metavar="PACKAGE",

@@ -9,7 +9,7 @@ from typing import Any, Dict
 
 import pytest
 
-SCENARIO_MACHINE = {"default": "x86_64", "armhf": "armv7l"}
+SCENARIO_MACHINE = {"default": "x86_64", "armhf": "armv7l", "arm64": "aarch64"}
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
 
 
@@ -19,7 +19,7 @@ def test_the_pi_runs_the_scenarios_cpu_architecture(host: Any) -> None:
         SCENARIO, SCENARIO_MACHINE[SCENARIO], machine)
     # A program from the image itself, not only the kernel's answer: the ELF header of python3.
     elf = host.check_output("od -An -tx1 -j18 -N2 $(readlink -f /usr/bin/python3)")
-    assert elf.split() == {"x86_64": ["3e", "00"], "armv7l": ["28", "00"]}[machine], elf
+    assert elf.split() == {"x86_64": ["3e", "00"], "armv7l": ["28", "00"], "aarch64": ["b7", "00"]}[machine], elf
 
 
 def test_systemd_runs_as_pid_1(host: Any) -> None:
@@ -96,9 +96,9 @@ def test_deepspeech_command_reports_0_7_4(host: Any) -> None:
 
 
 def test_runtime_fact_records_the_compat_wheel(host: Any) -> None:
-    """Debian bookworm has Python 3.11: no official 0.7.4 wheel fits, so the compat wheel is installed."""
+    """Debian bookworm (3.11) and trixie (3.13): no official 0.7.4 wheel fits, so the compat wheel is installed."""
     fact = json.loads(host.file("/etc/ansible/facts.d/deepspeech.fact").content_string)
-    arch = {"default": "amd64", "armhf": "armhf"}[SCENARIO]
+    arch = {"default": "amd64", "armhf": "armhf", "arm64": "arm64"}[SCENARIO]
     assert fact["kind"] == "compat" and fact["arch"] == arch and fact["flavour"] == "tflite", fact
     assert fact["requirement"] == "deepspeech==0.7.4+compat.tflite." + arch, fact
     freeze = host.check_output(VENV + "/bin/python -m pip freeze --all")

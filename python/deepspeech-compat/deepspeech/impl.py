@@ -18,7 +18,7 @@ import threading
 from array import array
 from typing import Any, List, Optional, Tuple
 
-from . import _library
+from . import _checks, _library
 from ._errors import LibraryError
 
 # Error codes of deepspeech.h 0.7.4 (DS_FOR_EACH_ERROR).
@@ -316,8 +316,18 @@ def _take_metadata(pointer: Any) -> Metadata:
 # --- the C API under upstream's SWIG names ---------------------------------------------
 
 def CreateModel(aModelPath: Any) -> Tuple[int, Optional[int]]:
+    """``(status, handle)`` as upstream; raises ModelFormatError for a truncated/corrupt .tflite.
+
+    The TFLite build of libdeepspeech 0.7.4 follows the model's FlatBuffer offsets without
+    checking them and crashes the whole process (SIGSEGV) on a truncated or corrupt file, so
+    such a file is refused here, before the library sees it.
+    """
+    lib = library()
+    path = _encode_path(aModelPath, "model path")
+    if path is not None and library_info().flavour != _library.FLAVOUR_TENSORFLOW:
+        _checks.precheck_tflite(os.fsdecode(path))
     handle = ctypes.c_void_p()
-    status = library().DS_CreateModel(_encode_path(aModelPath, "model path"), ctypes.byref(handle))
+    status = lib.DS_CreateModel(path, ctypes.byref(handle))
     return status, (handle.value if status == ERR_OK else None)
 
 

@@ -1,7 +1,8 @@
 """Fixtures of the deepspeech-compat tests: the official 0.7.4 wheels and their libraries.
 
-The wheels are fetched per artifacts.yml into ${PI_VOICE_CACHE:-~/.cache/pi-voice}
-(sha256-checked) on first use. Tests that load a library do it in a worker
+The wheels are fetched by their package coordinates in artifacts.yml (pip download, through
+scripts/registry_fetch.py) into ${PI_VOICE_CACHE:-~/.cache/pi-voice}/downloads (sha256-checked)
+on first use. Tests that load a library do it in a worker
 subprocess (one library per process, as in production).
 """
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """Helpers of the deepspeech-compat tests: artifacts table, cache, official wheels, worker runs.
 
-Stdlib only (the pure-Python tests also run under Python 3.7 and 3.13).
+Stdlib only (the pure-Python tests also run under Python 3.7 and 3.13). The official wheels are
+fetched by their package coordinates with pip, through the repository's scripts/registry_fetch.py
+(imported only when a wheel is fetched).
 """
 from __future__ import annotations
 
@@ -9,21 +11,21 @@ import math
 import struct
 import wave
 from array import array
+import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
-import urllib.request
 import zipfile
+from types import ModuleType
 from typing import Any, Dict, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.dirname(HERE)  # python/deepspeech-compat
 REPO = os.path.dirname(os.path.dirname(PROJECT))
 ARTIFACTS_YML = os.path.join(REPO, "artifacts.yml")
+REGISTRY_FETCH = os.path.join(REPO, "scripts", "registry_fetch.py")
 # The committed fixture model; DSCOMPAT_FIXTURE_DIR points the tests at another build of it.
 FIXTURE = os.environ.get("DSCOMPAT_FIXTURE_DIR") or os.path.join(REPO, "files", "fixture")
 # Real 0.7.4 scorer packages made by upstream's generate_package.py (python/voice-appliance's test data).
@@ -96,26 +98,27 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
+def registry_fetch() -> ModuleType:
+    """scripts/registry_fetch.py, the repository's one fetcher of package-registry files."""
+    name = "registry_fetch"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REGISTRY_FETCH)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return sys.modules[name]
+
+
 def fetch_artifact(name: str, version: str, variant: str) -> str:
-    """The artifact's file in the cache, downloaded once and sha256-checked."""
+    """The artifact's file in the cache, fetched once by its package coordinates and sha256-checked.
+
+    pip (run by this Python) fetches the wheel by name, so pip.conf / PIP_INDEX_URL / HTTPS_PROXY
+    apply; a copy with the pinned sum already at ${PI_VOICE_CACHE}/downloads/FILENAME is used as is.
+    """
     entry = artifact(name, version, variant)
-    directory = os.path.join(cache_dir(), "downloads")
-    os.makedirs(directory, exist_ok=True)
-    target = os.path.join(directory, entry["filename"])
-    if os.path.isfile(target) and sha256_file(target) == entry["sha256"]:
-        return target
-    handle, partial = tempfile.mkstemp(prefix=".part-", dir=directory)
-    try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(entry["url"], timeout=120) as response:
-            shutil.copyfileobj(response, out)
-        actual = sha256_file(partial)
-        if actual != entry["sha256"]:
-            raise AssertionError("{} downloaded with sha256 {}, artifacts.yml says {}".format(entry["url"], actual, entry["sha256"]))
-        os.replace(partial, target)
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
-    return target
+    target = os.path.join(cache_dir(), "downloads", entry["filename"])
+    return registry_fetch().fetch(entry, target).path
 
 
 def extract_library(wheel_path: str) -> str:

@@ -93,7 +93,7 @@ def test_refusals(official_wheels, armhf_library, libraries, tmp_path):
     with pytest.raises(build_wheel.BuildError, match="not a libdeepspeech"):
         build_wheel.build(out, library=not_lib)
     with pytest.raises(build_wheel.BuildError, match="a sha256 .* is required"):
-        build_wheel.build(out, wheel="https://files.pythonhosted.org/x/deepspeech-0.7.4-cp38-cp38-manylinux1_x86_64.whl")
+        build_wheel.build(out, wheel="http://127.0.0.1:9/x/deepspeech-0.7.4-cp38-cp38-manylinux1_x86_64.whl")
     assert build_wheel.main(["--library", str(tmp_path / "missing.so"), "--out", out]) == 1
 
 
@@ -162,7 +162,11 @@ def test_artifacts_table_has_every_official_wheel(tmp_path):
         for variant, filename in variants.items():
             entry = table[name]["0.7.4"][variant]
             assert entry["filename"] == filename
-            assert entry["url"].startswith("https://files.pythonhosted.org/packages/") and entry["url"].endswith("/" + filename)
+            # fetched by package coordinates (pip download), never by a URL
+            assert "url" not in entry, (name, variant)
+            py, _, platform = filename[:-len(".whl")].split("-")[2:]
+            assert entry["pip"] == {"package": name[:-len("_wheel")].replace("_", "-"), "version": "0.7.4",
+                                    "platform": platform, "python_version": py[2] + "." + py[3:]}, (name, variant)
             assert len(entry["sha256"]) == 64 and int(entry["sha256"], 16) >= 0
     # the table's reader also takes one-line flow mappings and quoted scalars
     sample = tmp_path / "artifacts.yml"

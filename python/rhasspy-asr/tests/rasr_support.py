@@ -95,10 +95,10 @@ def venv_key(python: str) -> str:
     return digest.hexdigest()[:12]
 
 
-def official_wheel_entry() -> Dict[str, str]:
+def official_wheel_entry() -> Dict[str, Any]:
+    """The table entry of the official wheel (filename, sha256, pip coordinates) for build.fetch."""
     name, version, variant = TFLITE_WHEEL
-    entry = load_build().load_artifacts()[name][version][variant]
-    return {key: str(entry[key]) for key in ("filename", "url", "sha256")}
+    return dict(load_build().load_artifacts()[name][version][variant])
 
 
 class Venv(object):

@@ -39,7 +39,9 @@ def test_every_sdist_in_artifacts_yml_has_patches() -> None:
     for package in build.PACKAGES:
         entry = build.artifact_entry(package, artifacts)
         assert entry["filename"] == "%s-%s.tar.gz" % (package.name, package.version)
-        assert entry["url"].startswith("https://files.pythonhosted.org/")
+        # fetched by its package coordinates (pip download of the sdist), never by a URL
+        assert entry["pip"] == {"package": package.name, "version": package.version, "sdist": True}
+        assert "url" not in entry
         assert len(entry["sha256"]) == 64
         assert build.patches_for(package), package.name
 

@@ -4,9 +4,13 @@ Used by the test suite (session fixture) and runnable by hand::
 
     python tests/kenlm_build.py          # prints the directory holding the three binaries
 
-The sdist is described in the repository's ``artifacts.yml`` (``kenlm_sdist``); it is
-downloaded once into ``${PI_VOICE_CACHE:-$HOME/.cache/pi-voice}``, checked against its sha256,
-and built into ``<cache>/kenlm-<hash>/bin``. A warm cache returns at once.
+The sdist is described in the repository's ``artifacts.yml`` (``kenlm_sdist``) by its package
+coordinates; it is fetched once with ``pip download`` by name (through the repository's
+``scripts/registry_fetch.py``, so pip.conf, ``PIP_INDEX_URL`` and ``HTTPS_PROXY`` apply) into
+``${PI_VOICE_CACHE:-$HOME/.cache/pi-voice}``, checked against its sha256, and built into
+``<cache>/kenlm-<hash>/bin``. A warm cache returns at once. pip reads the sdist's metadata with
+the Python running this file, which needs ``wheel`` (or setuptools >= 70.1): the controller's
+requirements.txt pins both.
 
 Build dependencies (Debian): cmake g++ libboost-program-options-dev libboost-system-dev
 libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev.
@@ -15,18 +19,20 @@ libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.request
 from pathlib import Path
-from typing import Dict, Optional
+from types import ModuleType
+from typing import Any, Dict, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO_ROOT / "artifacts.yml"
+REGISTRY_FETCH = REPO_ROOT / "scripts" / "registry_fetch.py"
 TOOLS = ("lmplz", "build_binary", "filter")
 # Bump when the build recipe below changes, so a stale cache is not reused.
 RECIPE = "cmake-release-v1"
@@ -37,7 +43,19 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "pi-voice"
 
 
-def sdist_entry(version: str = "0.2.0") -> Dict[str, str]:
+def registry_fetch() -> ModuleType:
+    """scripts/registry_fetch.py, the repository's one fetcher of package-registry files."""
+    name = "registry_fetch"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, str(REGISTRY_FETCH))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return sys.modules[name]
+
+
+def sdist_entry(version: str = "0.2.0") -> Dict[str, Any]:
     """Read ``artifacts.kenlm_sdist.<version>.any`` from artifacts.yml."""
     import yaml  # test dependency
 
@@ -48,40 +66,16 @@ def sdist_entry(version: str = "0.2.0") -> Dict[str, str]:
         raise RuntimeError(
             "%s has no artifacts.kenlm_sdist.%r.any entry" % (ARTIFACTS, version)
         ) from exc
-    return {k: str(entry[k]) for k in ("filename", "url", "sha256")}
+    return dict(entry)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fetch_sdist(entry: Dict[str, str], cache: Path) -> Path:
-    """Download the sdist into the cache (once) and verify its sha256."""
-    target = cache / entry["filename"]
-    if target.is_file() and _sha256(target) == entry["sha256"]:
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=str(cache), prefix=".download-")
-    os.close(fd)
-    tmp = Path(tmp_name)
+def fetch_sdist(entry: Dict[str, Any], cache: Path) -> Path:
+    """The sdist in the cache: fetched once by its package coordinates, sha256-checked."""
+    fetcher = registry_fetch()
     try:
-        with urllib.request.urlopen(entry["url"], timeout=120) as response, tmp.open("wb") as out:
-            shutil.copyfileobj(response, out)
-        got = _sha256(tmp)
-        if got != entry["sha256"]:
-            raise RuntimeError(
-                "sha256 mismatch for %s: got %s, artifacts.yml says %s"
-                % (entry["url"], got, entry["sha256"])
-            )
-        os.replace(str(tmp), str(target))
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return target
+        return Path(fetcher.fetch(entry, cache / entry["filename"]).path)
+    except fetcher.FetchError as exc:
+        raise RuntimeError(str(exc)) from None
 
 
 def _step(cmd: list, cwd: Path) -> None:

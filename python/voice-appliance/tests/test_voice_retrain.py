@@ -91,8 +91,8 @@ def test_builds_verifies_and_installs(setup):
     assert (info.alpha, info.beta) == (scorer.float32(0.75), scorer.float32(1.85))  # from base
     assert sha(setup["base"]) == setup["base_sha"]
     assert sorted(os.listdir(str(setup["dir"]))) == [
-        ".generated.scorer.lock", "alphabet.txt", "generated.scorer", "kenlm.scorer",
-        "output_graph.tflite"]
+        ".generated.scorer.inputs.json", ".generated.scorer.lock", "alphabet.txt",
+        "generated.scorer", "kenlm.scorer", "output_graph.tflite"]
     # Same sentences again: nothing to do, nothing touched.
     mtime = target.stat().st_mtime_ns
     assert retrain.run(setup["config"], log=quiet)["changed"] is False
@@ -277,3 +277,158 @@ def test_transliteration_and_number_words(setup):
     with pytest.raises(RetrainError, match=r"'dreißig': 'ß' not in the alphabet — generated .*\n"
                                            r".*'einunddreißig'.*\n.*'schließe'.*sentences\.ini:3"):
         retrain.run(config, log=quiet, dry_run=True)
+
+
+# --- coalescing by content, the lock, the status ------------------------------------------------
+
+def test_unchanged_inputs_end_the_run_without_building(setup):
+    calls = []
+    verifier = retrain.command_verifier(setup["config"])
+
+    def counting(path: Path) -> str:
+        calls.append(path)
+        return verifier(path)
+
+    assert retrain.run(setup["config"], verifier=counting, log=quiet)["passes"] == 1
+    summary = retrain.run(setup["config"], verifier=counting, log=quiet)
+    assert (summary["passes"], summary["changed"], len(calls)) == (0, False, 1), summary
+    assert summary["sha256"] == sha(setup["target"])
+    # The `current` link moved to another model version: another input, so it builds again.
+    other = setup["tmp"] / "model-2"
+    other.mkdir()
+    (other / "output_graph.tflite").write_bytes(Path(setup["config"]["model"]).read_bytes())
+    link = setup["tmp"] / "current"
+    os.symlink(str(setup["dir"]), str(link))
+    config = dict(setup["config"], model=str(link / "output_graph.tflite"))
+    assert retrain.run(config, verifier=counting, log=quiet)["passes"] == 1  # another option
+    assert retrain.run(config, verifier=counting, log=quiet)["passes"] == 0
+    os.unlink(str(link))
+    os.symlink(str(other), str(link))
+    assert retrain.run(config, verifier=counting, log=quiet)["passes"] == 1
+
+
+def test_an_edit_saved_during_a_build_is_built_before_the_run_ends(setup):
+    """The edit lands while the first build verifies: the run builds again from what is on disk."""
+    verifier = retrain.command_verifier(setup["config"])
+    edits = [SENTENCES + "\n[Radio]\nschalte das radio ein\n"]
+    messages = []
+
+    def editing(path: Path) -> str:
+        if edits:
+            setup["sentences"].write_text(edits.pop(), encoding="utf-8")
+        return verifier(path)
+
+    summary = retrain.run(setup["config"], verifier=editing, log=messages.append)
+    assert summary["passes"] == 2, messages
+    assert "the inputs changed during this build: building again from what is on disk now" in messages
+    words = scorer.words_of(scorer.read_scorer(setup["target"]), scorer.read_alphabet(setup["alphabet"]))
+    assert "radio" in words
+    assert retrain.status(setup["config"])["state"] == "up to date"
+
+
+def test_inputs_that_never_settle_stop_after_max_passes(setup):
+    verifier = retrain.command_verifier(setup["config"])
+    count = [0]
+    messages = []
+
+    def editing(path: Path) -> str:
+        count[0] += 1
+        setup["sentences"].write_text(SENTENCES + "\n[N]\nnummer %s\n" % ("eins " * count[0]),
+                                      encoding="utf-8")
+        return verifier(path)
+
+    summary = retrain.run(dict(setup["config"], max_passes=3), verifier=editing, log=messages.append)
+    assert summary["passes"] == 3 and count[0] == 3
+    assert any("still changing after 3 builds" in m for m in messages), messages
+    assert retrain.status(setup["config"])["code"] == retrain.STATUS_DUE
+
+
+def test_a_run_waits_for_the_lock_and_times_out_with_the_fix(setup):
+    import fcntl
+    import threading
+
+    lock = setup["dir"] / ".generated.scorer.lock"
+    handle = lock.open("a")
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    with pytest.raises(RetrainError, match=r"still holds .*\.generated\.scorer\.lock after 0 s; "
+                                           r"raise lock_timeout") as err:
+        retrain.run(dict(setup["config"], lock_timeout=0.3), log=quiet)
+    assert err.value.code == 8 and not setup["target"].exists()
+    messages = []
+    threading.Timer(1.0, handle.close).start()  # the other run ends after a second
+    summary = retrain.run(setup["config"], log=messages.append)
+    assert summary["changed"] is True and summary["seconds"] >= 0.9
+    assert any(m.startswith("waiting for another run to finish") for m in messages), messages
+
+
+def test_status_says_due_up_to_date_or_failed(setup, capsys):
+    config_path = setup["tmp"] / "retrain.json"
+    data = {k: v for k, v in setup["config"].items() if v != retrain.OPTIONS[k]}
+    config_path.write_text(json.dumps(data), encoding="utf-8")
+    status = ["--config", str(config_path), "--status"]
+    stamp = setup["tmp"] / "state" / ".voice-retrain.due"
+    stamp.parent.mkdir()
+    assert retrain.main(status + ["--due-stamp", str(stamp)]) == retrain.STATUS_DUE
+    assert capsys.readouterr().out.startswith("due: ")
+    assert stamp.is_file(), "a due run is signalled through the stamp"
+    stamp.unlink()
+    assert retrain.main(["--config", str(config_path)]) == 0
+    assert retrain.main(status + ["--due-stamp", str(stamp)]) == retrain.STATUS_UP_TO_DATE
+    assert not stamp.exists(), "nothing due, nothing signalled"
+    os.symlink(str(setup["tmp"] / "elsewhere"), str(stamp))
+    setup["sentences"].write_text(SENTENCES + "\n[X]\nneues wort\n", encoding="utf-8")
+    assert retrain.main(status + ["--due-stamp", str(stamp)]) == 2  # never through a symlink
+    assert "cannot touch" in capsys.readouterr().err and not (setup["tmp"] / "elsewhere").exists()
+    stamp.unlink()
+    setup["sentences"].write_text(SENTENCES, encoding="utf-8")
+    capsys.readouterr()
+    assert retrain.main(status + ["--json"]) == retrain.STATUS_UP_TO_DATE
+    report = json.loads(capsys.readouterr().out)
+    assert report["state"] == "up to date" and report["sha256"] == sha(setup["target"])
+    # A refused edit: failed (not retried by itself), the installed scorer untouched.
+    before = setup["target"].read_bytes()
+    setup["sentences"].write_text("[Licht]\nschalte (das licht an\n", encoding="utf-8")
+    assert retrain.main(["--config", str(config_path)]) == 3
+    assert retrain.main(status) == retrain.STATUS_FAILED
+    assert capsys.readouterr().out.startswith("failed: sentences: ")
+    assert setup["target"].read_bytes() == before
+    # Put back: the installed scorer was built from exactly this, so nothing is due.
+    setup["sentences"].write_text(SENTENCES, encoding="utf-8")
+    assert retrain.main(status) == retrain.STATUS_UP_TO_DATE
+    # A scorer replaced behind voice-retrain's back is not "up to date".
+    setup["target"].write_bytes(before + b"x")
+    assert retrain.main(status) == retrain.STATUS_DUE
+
+
+def test_an_interrupted_run_is_not_retried_by_itself(setup):
+    before = _install_first(setup)
+    setup["sentences"].write_text(SENTENCES + "\n[Neu]\nneuer satz\n", encoding="utf-8")
+
+    def killed(path: Path) -> str:
+        raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this line runs
+
+    with pytest.raises(KeyboardInterrupt):
+        retrain.run(setup["config"], verifier=killed, log=quiet)
+    _assert_untouched(setup, before)
+    result = retrain.status(setup["config"])
+    assert (result["state"], result["code"]) == ("running", retrain.STATUS_FAILED), result
+
+
+def test_a_rolled_back_scorer_is_not_rebuilt_by_itself(setup):
+    first = _install_first(setup)
+    setup["sentences"].write_text(SENTENCES + "\n[Neu]\nneuer satz\n", encoding="utf-8")
+    retrain.run(setup["config"], log=quiet)
+    retrain.rollback(setup["config"], log=quiet)
+    assert setup["target"].read_bytes() == first
+    assert retrain.status(setup["config"])["state"] == "rolled back"
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("max_passes", 0, "max_passes must be at least 1, got 0"),
+    ("lock_timeout", -1, "lock_timeout must be 0 or more seconds, got -1"),
+    ("lock_timeout", "soon", "option 'lock_timeout' must be float, got 'soon'"),
+])
+def test_bad_coalescing_options_are_named(setup, key, value, message):
+    with pytest.raises(RetrainError, match=message) as err:
+        retrain.load_config(None, dict(setup["config"], **{key: value}))
+    assert err.value.code == 2

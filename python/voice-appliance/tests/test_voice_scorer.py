@@ -201,6 +201,86 @@ def test_cli(tmp_path, capsys):
     assert "-v leaves the vocabulary out" in capsys.readouterr().err
 
 
+def _bad_scorers(tmp_path):
+    """name -> (path, fragments the one-line error must hold) for broken `inspect` inputs."""
+    good = (DATA / "de_commands" / "reference.scorer").read_bytes()
+    lm_size = (DATA / "de_commands" / "lm.binary").stat().st_size
+
+    def write(name, data):
+        path = tmp_path / name
+        path.write_bytes(data)
+        return path
+
+    flipped = bytearray(good)
+    flipped[-4:] = struct.pack("<i", 10 ** 6)  # the last arc's next state
+    directory = tmp_path / "models"
+    directory.mkdir()
+    (directory / "kenlm.scorer").write_bytes(good)
+    fix = "copy or download the scorer again"
+    return {
+        "missing": (tmp_path / "nope.scorer", ["does not exist", "check the path"]),
+        "directory": (directory, ["is a directory", "give the path of the .scorer file", "kenlm.scorer"]),
+        "empty": (write("empty.scorer", b""), ["is empty (0 bytes)", fix]),
+        "cut-in-magic": (write("magic.scorer", good[:20]), ["is truncated", "copy it again"]),
+        "cut-in-kenlm-header": (write("header.scorer", good[:80]), ["is truncated", "copy it again"]),
+        "cut-in-lm": (write("lm.scorer", good[:lm_size // 2]), ["no 0.7.4 scorer section", "truncated", fix]),
+        "cut-after-lm": (write("bare.scorer", good[:lm_size]), ["no 0.7.4 scorer section", "truncated", fix]),
+        "cut-in-scorer-header": (write("trie.scorer", good[:lm_size + 12]), ["is truncated", fix]),
+        "cut-in-states": (write("states.scorer", good[:lm_size + 200]), ["is truncated", "FST states", fix]),
+        "cut-at-90%": (write("ninety.scorer", good[:len(good) * 9 // 10]), ["is truncated", "FST arcs", fix]),
+        "cut-last-byte": (write("last.scorer", good[:-1]), ["is truncated", fix]),
+        "corrupt-arc": (write("corrupt.scorer", bytes(flipped)), ["malformed arc", "corrupt", fix]),
+    }
+
+
+BAD_SCORERS = ["missing", "directory", "empty", "cut-in-magic", "cut-in-kenlm-header", "cut-in-lm",
+               "cut-after-lm", "cut-in-scorer-header", "cut-in-states", "cut-at-90%", "cut-last-byte",
+               "corrupt-arc"]
+
+
+@pytest.mark.parametrize("case", BAD_SCORERS)
+def test_inspect_reports_a_bad_scorer_in_one_line(tmp_path, capsys, case):
+    path, fragments = _bad_scorers(tmp_path)[case]
+    for extra in ([], ["--words", "--alphabet", str(DATA / "de_commands" / "alphabet.txt")]):
+        code = scorer.main(["inspect", str(path)] + extra)
+        captured = capsys.readouterr()
+        assert code == 1
+        assert captured.out == ""
+        assert "Traceback" not in captured.err
+        lines = captured.err.splitlines()
+        assert len(lines) == 1, captured.err
+        assert lines[0].startswith("voice-scorer-package: error: ")
+        assert str(path) in lines[0]
+        for fragment in fragments:
+            assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "empty", "cut-in-magic", "cut-in-lm", "cut-last-byte"])
+def test_read_scorer_header_names_the_bad_file(tmp_path, case):
+    path, _ = _bad_scorers(tmp_path)[case]
+    for read in (scorer.read_scorer, scorer.read_scorer_header):
+        with pytest.raises(ScorerError) as err:
+            read(path)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_inspect_with_a_smaller_alphabet_is_one_line(tmp_path, capsys):
+    small = tmp_path / "alphabet.txt"
+    small.write_text(" \na\n", encoding="utf-8")
+    code = scorer.main(["inspect", str(DATA / "de_commands" / "reference.scorer"), "--alphabet", str(small),
+                        "--words"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and len(err.splitlines()) == 1
+    assert str(small) in err and "built from another alphabet" in err
+
+
+def test_inspect_good_scorer_still_works(capsys):
+    path = DATA / "de_commands" / "reference.scorer"
+    assert scorer.main(["inspect", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.startswith("%s: LM " % path)
+
+
 @pytest.mark.parametrize("lm_size", range(5000, 5016))
 def test_serialize_and_parse_agree_at_every_alignment(lm_size):
     words, _ = scorer.read_vocabulary(DATA / "de_commands" / "vocab.txt")

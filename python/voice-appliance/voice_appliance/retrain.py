@@ -15,6 +15,13 @@ leaves the installed scorer untouched):
 The generated scorer lives beside the German base scorer and never replaces it: the output
 path must differ from ``base_scorer``. Exit codes: 0 ok (also "unchanged"), 2 configuration,
 3 sentences, 4 alphabet, 5 KenLM, 6 packaging, 7 verification, 8 install/reload.
+
+Coalescing is by content: every run records, beside the scorer, the digest of its inputs (the
+sentences and slot files' bytes, the model, alphabet, tools and options it was built with). A run
+whose inputs already built the installed scorer ends at once ("up to date"); after a build, a run
+whose inputs changed on disk meanwhile builds again from what is there now. Runs wait for each
+other on a lock (``lock_timeout``). ``--status`` says whether the installed scorer was built from
+what is on disk now (exit 0), a run is due (exit 10) or the current inputs failed (exit 11).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ GERMAN_BETA = 1.1834137581510284
 
 EXIT_CONFIG, EXIT_SENTENCES, EXIT_ALPHABET, EXIT_KENLM = 2, 3, 4, 5
 EXIT_PACKAGE, EXIT_VERIFY, EXIT_INSTALL = 6, 7, 8
+STATUS_UP_TO_DATE, STATUS_DUE, STATUS_FAILED = 0, 10, 11
 
 # Every option, its default and its meaning. The JSON config file uses these keys; each has a
 # command-line flag of the same name with dashes (see build_parser()).
@@ -74,6 +82,8 @@ OPTIONS: Dict[str, Any] = {
     "work_dir": None,  # parent of the temporary work directory (default: system temp)
     "keep_work_dir": False,  # keep corpus/ARPA/binary for inspection
     "timeout": 900,  # seconds allowed for each external command
+    "lock_timeout": 1800,  # seconds to wait for another run (or a Hermes training) to finish
+    "max_passes": 10,  # builds per run while the inputs keep changing under it
 }
 
 _TYPES: Dict[str, Any] = {
@@ -85,6 +95,7 @@ _TYPES: Dict[str, Any] = {
     "verify_audio": str,
     "verify_transcript": str, "verify_command": list, "add_verify_transcript": bool,
     "reload_command": list, "work_dir": str, "keep_work_dir": bool, "timeout": float,
+    "lock_timeout": float, "max_passes": int,
 }
 
 
@@ -134,6 +145,12 @@ def load_config(path: Optional[str], overrides: Optional[Dict[str, Any]] = None,
     for key in (("output_scorer",) if for_rollback else ("sentences", "alphabet", "output_scorer")):
         if not config[key]:
             raise RetrainError("config", "option %r is required" % key, EXIT_CONFIG)
+    if config["max_passes"] < 1:
+        raise RetrainError("config", "max_passes must be at least 1, got %d" % config["max_passes"],
+                           EXIT_CONFIG)
+    if config["lock_timeout"] < 0:
+        raise RetrainError("config", "lock_timeout must be 0 or more seconds, got %s"
+                           % config["lock_timeout"], EXIT_CONFIG)
     if config["order"] < 1 or config["order"] > 6:
         raise RetrainError("config", "order must be 1..6 (KenLM's default build), got %d"
                            % config["order"], EXIT_CONFIG)
@@ -211,23 +228,36 @@ def command_verifier(config: Dict[str, Any]) -> Callable[[Path], str]:
 
 
 class _Lock:
-    """Exclusive lock beside the output, so two retrains never interleave."""
+    """Exclusive lock beside the output, so two retrains never interleave; waits up to ``timeout``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, timeout: float = 0.0,
+                 log: Callable[[str], None] = lambda msg: None) -> None:
         self.path = path
+        self.timeout = timeout
+        self.log = log
         self.handle: Any = None
 
     def __enter__(self) -> "_Lock":
         import fcntl
 
         self.handle = self.path.open("a")
-        try:
-            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            self.handle.close()
-            raise RetrainError("install", "another voice-retrain holds %s" % self.path,
-                               EXIT_INSTALL) from exc
-        return self
+        deadline = time.monotonic() + self.timeout
+        waited = False
+        while True:
+            try:
+                fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    self.handle.close()
+                    raise RetrainError(
+                        "install", "another voice-retrain (or a Hermes training) still holds %s "
+                        "after %.0f s; raise lock_timeout or look for a hung run (journalctl -u "
+                        "voice-retrain)" % (self.path, self.timeout), EXIT_INSTALL) from exc
+                if not waited:
+                    self.log("waiting for another run to finish (%s)" % self.path)
+                    waited = True
+                time.sleep(0.2)
 
     def __exit__(self, *exc: Any) -> None:
         self.handle.close()
@@ -237,7 +267,107 @@ def _paths(config: Dict[str, Any]) -> Dict[str, Path]:
     target = Path(config["output_scorer"])
     return {"target": target, "previous": target.with_name(target.name + ".previous"),
             "staged": target.with_name("." + target.name + ".staged"),
-            "lock": target.with_name("." + target.name + ".lock")}
+            "lock": target.with_name("." + target.name + ".lock"),
+            "state": target.with_name("." + target.name + ".inputs.json")}
+
+
+# Options that do not change what a run builds (they are left out of the input digest).
+_NOT_INPUTS = ("timeout", "lock_timeout", "max_passes", "reload_command", "work_dir",
+               "keep_work_dir")
+
+
+def _file_bytes_digest(digest: "hashlib._Hash", label: str, path: Path) -> None:
+    digest.update(label.encode("utf-8") + b"\0")
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        digest.update(("<unreadable: %s>" % (exc.strerror or exc)).encode("utf-8"))
+    digest.update(b"\0")
+
+
+def inputs_digest(config: Dict[str, Any]) -> str:
+    """sha256 over everything a run builds from: the sentences and slot files (their bytes), the
+    alphabet and verification recording, where the model and tools resolve to, and the options."""
+    digest = hashlib.sha256()
+    options = {k: v for k, v in config.items() if k not in _NOT_INPUTS}
+    digest.update(json.dumps(options, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    for key in ("model", "base_scorer", "kenlm_bin_dir", "lmplz", "filter", "build_binary"):
+        if config.get(key):
+            digest.update(("%s=%s\0" % (key, os.path.realpath(str(config[key])))).encode("utf-8"))
+    for path in config["sentences"]:
+        _file_bytes_digest(digest, "sentences:" + path, Path(path))
+    for key in ("alphabet", "verify_audio"):
+        if config.get(key):
+            _file_bytes_digest(digest, key, Path(config[key]))
+    for key in ("slots_dirs", "slot_programs_dirs"):
+        for root in config[key]:
+            base = Path(root)
+            files = sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []
+            for path in files:
+                label = "%s:%s" % (key, path.relative_to(base).as_posix())
+                if key == "slot_programs_dirs":  # programs: which ones and their mode, not output
+                    digest.update(("%s %o\0" % (label, path.stat().st_mode)).encode("utf-8"))
+                _file_bytes_digest(digest, label, path)
+    return digest.hexdigest()
+
+
+def _read_state(path: Path) -> Dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_state(path: Path, state: Dict[str, Any]) -> None:
+    """Replace the state record atomically and durably (it decides whether a run is due)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(state, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(str(tmp), str(path))
+    scorer_mod.fsync_dir(path.parent)
+
+
+def touch_stamp(path: Path) -> None:
+    """Create or touch ``path`` (never through a symlink): the signal a path unit watches."""
+    try:
+        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise RetrainError("config", "cannot touch %s: %s" % (path, exc.strerror or exc),
+                           EXIT_CONFIG) from exc
+    try:
+        os.utime(fd)
+    finally:
+        os.close(fd)
+
+
+def status(config: Dict[str, Any]) -> Dict[str, Any]:
+    """Whether the installed scorer was built from the inputs on disk now.
+
+    ``state``: ``up to date`` (installed from these inputs), ``due`` (these inputs were never
+    tried: a run should start) or ``failed`` (these inputs were tried and refused; the installed
+    scorer is from earlier inputs). ``code`` is the matching exit status (0, 10, 11)."""
+    paths = _paths(config)
+    record = _read_state(paths["state"])
+    current = inputs_digest(config)
+    target = paths["target"]
+    installed = target.is_file() and record.get("sha256") == _sha256(target)
+    if record.get("built_from") == current and installed:
+        state, code = "up to date", STATUS_UP_TO_DATE
+    elif record.get("attempted") == current and record.get("result") not in (
+            "installed", "unchanged"):
+        # refused, interrupted or rolled back: the same inputs are not tried again by themselves
+        state, code = str(record.get("result") or "failed"), STATUS_FAILED
+    else:
+        state, code = "due", STATUS_DUE
+    return {"state": state, "code": code, "inputs": current, "built_from": record.get("built_from"),
+            "attempted": record.get("attempted"), "result": record.get("result"),
+            "output_scorer": str(target), "sha256": record.get("sha256")}
 
 
 def _check_not_base(config: Dict[str, Any], target: Path) -> None:
@@ -286,9 +416,9 @@ def _atomic_copy_link(source: Path, destination: Path) -> None:
 def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None,
         log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
         dry_run: bool = False) -> Dict[str, Any]:
-    """Run every stage; return a summary. Raises RetrainError."""
-    from . import sentences as sentences_mod
+    """Build until the installed scorer is built from what is on disk; return a summary.
 
+    Raises RetrainError (after recording the attempt, so the same inputs are not retried)."""
     started = time.time()
     paths = _paths(config)
     target = paths["target"]
@@ -296,6 +426,47 @@ def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None
     _check_inputs(config)
     if not target.parent.is_dir():
         raise RetrainError("config", "output directory %s does not exist" % target.parent, EXIT_CONFIG)
+    alphabet = _checked_alphabet(config)
+    alpha, beta = _alpha_beta(config, log)
+    summary: Dict[str, Any] = {"output_scorer": str(target), "changed": False, "passes": 0}
+    if dry_run:
+        summary["corpus"], _ = _corpus(config, alphabet, log, summary)
+        return summary
+
+    with _Lock(paths["lock"], config["lock_timeout"], log):
+        while True:
+            digest = inputs_digest(config)
+            record = _read_state(paths["state"])
+            if (record.get("built_from") == digest and target.is_file()
+                    and record.get("sha256") == _sha256(target)):
+                log("up to date: %s was built from these inputs" % target)
+                summary.setdefault("sha256", record["sha256"])
+                break
+            summary["passes"] += 1
+            _write_state(paths["state"], dict(record, attempted=digest, result="running",
+                                              time=time.time()))
+            try:
+                _one_pass(config, paths, alphabet, alpha, beta, verifier or command_verifier(config),
+                          log, summary)
+            except RetrainError as exc:
+                _write_state(paths["state"], dict(record, attempted=digest,
+                                                  result="failed: " + exc.stage, time=time.time()))
+                raise
+            _write_state(paths["state"], {
+                "attempted": digest, "built_from": digest, "sha256": summary["sha256"],
+                "result": "installed" if summary["changed"] else "unchanged", "time": time.time()})
+            if inputs_digest(config) == digest:
+                break
+            if summary["passes"] >= config["max_passes"]:
+                log("the inputs are still changing after %d builds; stopping here (the next save "
+                    "starts another run)" % summary["passes"])
+                break
+            log("the inputs changed during this build: building again from what is on disk now")
+    summary["seconds"] = round(time.time() - started, 2)
+    return summary
+
+
+def _checked_alphabet(config: Dict[str, Any]) -> Any:
     try:
         alphabet = scorer_mod.read_alphabet(config["alphabet"])
     except ScorerError as exc:
@@ -309,6 +480,10 @@ def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None
                 "runtime decodes with the model's alphabet, so a scorer built from another one "
                 "spells words wrongly. Use the alphabet.txt shipped with the model"
                 % (config["alphabet"], len(alphabet.labels), config["model"]), EXIT_ALPHABET)
+    return alphabet
+
+
+def _alpha_beta(config: Dict[str, Any], log: Callable[[str], None]) -> "tuple[float, float]":
     alpha, beta = config["default_alpha"], config["default_beta"]
     if alpha is None or beta is None:
         base_alpha, base_beta = GERMAN_ALPHA, GERMAN_BETA
@@ -321,9 +496,14 @@ def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None
                     "model's defaults" % exc)
         alpha = base_alpha if alpha is None else alpha
         beta = base_beta if beta is None else beta
-    summary: Dict[str, Any] = {"output_scorer": str(target), "changed": False}
+    return alpha, beta
 
-    # 1. sentences
+
+def _corpus(config: Dict[str, Any], alphabet: Any, log: Callable[[str], None],
+            summary: Dict[str, Any]) -> "tuple[List[str], List[str]]":
+    """Stages 1 and 2: the expanded, normalized corpus and its words, all spellable."""
+    from . import sentences as sentences_mod
+
     try:
         templates, expanded = sentences_mod.expand_files(
             config["sentences"], config["slots_dirs"], config["slot_programs_dirs"],
@@ -342,7 +522,6 @@ def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None
     log("sentences: %d from %d intent(s), %d distinct words"
         % (len(expanded), len(summary["intents"]), len(words)))
 
-    # 2. alphabet
     _, unknown = scorer_mod.encode_words(words, alphabet, utf8=False)
     if unknown:
         lines = []
@@ -358,25 +537,26 @@ def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None
                            "transliteration (e.g. \"ß\": \"ss\")" % (
                                len(unknown), config["alphabet"], "\n  ".join(lines), more),
                            EXIT_ALPHABET)
-    if dry_run:
-        summary["corpus"] = corpus
-        return summary
+    return corpus, words
 
-    with _Lock(paths["lock"]):
-        work = Path(tempfile.mkdtemp(prefix="voice-retrain-", dir=config["work_dir"]))
-        try:
-            _build_and_install(config, paths, work, corpus, words, alphabet, alpha, beta,
-                               verifier or command_verifier(config), log, summary)
-        finally:
-            if config["keep_work_dir"]:
-                log("work directory kept: %s" % work)
-                summary["work_dir"] = str(work)
-            else:
-                shutil.rmtree(str(work), ignore_errors=True)
-            if paths["staged"].exists():
-                paths["staged"].unlink()
-    summary["seconds"] = round(time.time() - started, 2)
-    return summary
+
+def _one_pass(config: Dict[str, Any], paths: Dict[str, Path], alphabet: Any, alpha: float,
+              beta: float, verifier: Callable[[Path], str], log: Callable[[str], None],
+              summary: Dict[str, Any]) -> None:
+    """One build from the inputs as they are on disk now (stages 1-6)."""
+    corpus, words = _corpus(config, alphabet, log, summary)
+    work = Path(tempfile.mkdtemp(prefix="voice-retrain-", dir=config["work_dir"]))
+    try:
+        _build_and_install(config, paths, work, corpus, words, alphabet, alpha, beta, verifier,
+                           log, summary)
+    finally:
+        if config["keep_work_dir"]:
+            log("work directory kept: %s" % work)
+            summary["work_dir"] = str(work)
+        else:
+            shutil.rmtree(str(work), ignore_errors=True)
+        if paths["staged"].exists():
+            paths["staged"].unlink()
 
 
 def _build_and_install(config: Dict[str, Any], paths: Dict[str, Path], work: Path,
@@ -466,13 +646,18 @@ def rollback(config: Dict[str, Any], log: Callable[[str], None] = lambda m: prin
     if not previous.is_file():
         raise RetrainError("install", "nothing to roll back to: %s does not exist" % previous,
                            EXIT_INSTALL)
-    with _Lock(paths["lock"]):
+    with _Lock(paths["lock"], config["lock_timeout"], log):
         hold = target.with_name("." + target.name + ".rollback")
         if target.is_file():
             _atomic_copy_link(target, hold)
         os.replace(str(previous), str(target))
         if hold.exists():
             os.replace(str(hold), str(previous))
+        # What is live now was not built from today's inputs: record that, so nothing rebuilds
+        # it behind the user's back (the next edit does).
+        _write_state(paths["state"], {"attempted": inputs_digest(config), "built_from": None,
+                                      "sha256": _sha256(target), "result": "rolled back",
+                                      "time": time.time()})
         if config["reload_command"]:
             _run("install", EXIT_INSTALL, config["reload_command"], config["timeout"])
     log("rolled back: %s is now the former %s" % (target, previous.name))
@@ -520,6 +705,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="seconds per external command (default 900)")
     p.add_argument("--dry-run", action="store_true",
                    help="only expand and check the sentences; print the corpus")
+    p.add_argument("--lock-timeout", type=float,
+                   help="seconds to wait for another run to finish (default 1800)")
+    p.add_argument("--max-passes", type=int,
+                   help="builds per run while the inputs keep changing (default 10)")
+    p.add_argument("--status", action="store_true",
+                   help="only say whether the installed scorer was built from the inputs on disk: "
+                        "exit 0 up to date, 10 a run is due, 11 these inputs failed")
+    p.add_argument("--due-stamp", metavar="FILE",
+                   help="with --status: touch FILE when a run is due (a path unit watching it "
+                        "starts the retrain)")
     p.add_argument("--rollback", action="store_true",
                    help="swap <output>.previous back in and reload")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -554,6 +749,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         overrides = _overrides(args)
+        if args.status:
+            config = load_config(args.config, overrides)
+            result = status(config)
+            print(json.dumps(result, indent=2) if args.json else "%s: %s" % (
+                result["state"], result["output_scorer"]))
+            if result["code"] == STATUS_DUE and args.due_stamp:
+                touch_stamp(Path(args.due_stamp))
+            return int(result["code"])
         if args.rollback:
             config = load_config(args.config, overrides, for_rollback=True)
             summary = rollback(config)

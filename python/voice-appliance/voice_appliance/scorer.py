@@ -85,6 +85,30 @@ class ScorerError(Exception):
     """Bad input or a broken scorer; the message names the file/value and the fix."""
 
 
+# How to repair a scorer file that is cut short or damaged (appended to such errors).
+SCORER_FIX = ("copy or download the scorer again (compare its size and sha256 with the original) "
+              "or rebuild it with voice-scorer-package")
+
+
+def _file_error(what: str, path: str, exc: OSError) -> ScorerError:
+    """A ScorerError for an OSError while opening/reading ``path`` (one line, with the fix)."""
+    if isinstance(exc, FileNotFoundError):
+        return ScorerError("%s %s does not exist: check the path (a DeepSpeech 0.7.4 scorer is a "
+                           "single .scorer file, e.g. kenlm.scorer beside the model)" % (what, path))
+    if isinstance(exc, IsADirectoryError) or os.path.isdir(path):
+        try:
+            inside = sorted(entry.name for entry in Path(path).glob("*.scorer"))
+        except OSError:
+            inside = []
+        hint = (" (it holds %s)" % ", ".join(inside[:3])) if inside else ""
+        return ScorerError("%s %s is a directory, not a file: give the path of the .scorer file "
+                           "inside it%s" % (what, path, hint))
+    if isinstance(exc, PermissionError):
+        return ScorerError("%s %s is not readable (permission denied): fix its permissions or run "
+                           "as a user who may read it" % (what, path))
+    return ScorerError("cannot read %s %s: %s" % (what, path, exc.strerror or exc))
+
+
 # --- alphabet ----------------------------------------------------------------------------------
 
 class Alphabet(NamedTuple):
@@ -186,6 +210,12 @@ def read_kenlm_header(data: bytes, path: str = "<lm>") -> KenLMHeader:
     if data.startswith(KENLM_MAGIC_INCOMPLETE):
         raise ScorerError("%s is an incomplete KenLM binary (build_binary failed or was "
                           "interrupted): rebuild it" % path)
+    if not data:
+        raise ScorerError("%s is empty (0 bytes): the file was cut off or never written; copy it "
+                          "again or rebuild it" % path)
+    if len(data) < len(KENLM_MAGIC) and KENLM_MAGIC.startswith(bytes(data)):
+        raise ScorerError("%s is truncated: it ends after %d bytes, inside the KenLM header; copy "
+                          "it again or rebuild it" % (path, len(data)))
     if not data.startswith(KENLM_MAGIC):
         hint = ""
         stripped = data.lstrip()
@@ -196,7 +226,8 @@ def read_kenlm_header(data: bytes, path: str = "<lm>") -> KenLMHeader:
             hint = " It is a KenLM binary of another format version: rebuild it with KenLM."
         raise ScorerError("%s is not a KenLM binary language model.%s" % (path, hint))
     if len(data) < 108:
-        raise ScorerError("%s is truncated (KenLM header incomplete)" % path)
+        raise ScorerError("%s is truncated (KenLM header incomplete, %d bytes): copy it again or "
+                          "rebuild it" % (path, len(data)))
     order = data[88]
     (model_type,) = struct.unpack_from("<i", data, 96)
     has_vocab = data[KENLM_HAS_VOCAB_OFFSET]
@@ -461,7 +492,8 @@ def parse_section(data: bytes, offset: int, path: str = "<scorer>") -> ScorerInf
     """Parse and fully check the trie/FST section starting at ``offset``; it must end the file."""
     def need(n: int, at: int, what: str) -> None:
         if at + n > len(data):
-            raise ScorerError("%s is truncated: %s at offset %d needs %d bytes, file has %d"
+            raise ScorerError("%s is truncated: %s at offset %d needs %d bytes, file has %d "
+                              "(cut short by an interrupted copy or download, or a full disk)"
                               % (path, what, at, n, len(data)))
 
     need(25, offset, "scorer header")
@@ -533,10 +565,32 @@ def parse_section(data: bytes, offset: int, path: str = "<scorer>") -> ScorerInf
     return ScorerInfo(offset, bool(utf8_byte), alpha, beta, props, Fst(final, arcs))
 
 
+def _no_section(path: str, complete: str) -> ScorerError:
+    return ScorerError(
+        "%s has no %s0.7.4 scorer section after the KenLM data: it is truncated (cut short by an "
+        "interrupted copy or download) or a bare KenLM binary (a lm.binary is not a scorer). Fix: "
+        "%s (a bare LM: package it with its vocabulary, voice-scorer-package --lm LM --vocab "
+        "VOCAB ...)" % (path, complete, SCORER_FIX))
+
+
+def _empty_scorer(path: str) -> ScorerError:
+    return ScorerError("scorer %s is empty (0 bytes): an interrupted copy, download or packaging "
+                       "run left it behind. Fix: %s" % (path, SCORER_FIX))
+
+
 def read_scorer(path: "os.PathLike[str] | str") -> ScorerInfo:
-    """Read any 0.7.4 scorer: check its LM header and find and check its FST section."""
+    """Read any 0.7.4 scorer: check its LM header and find and check its FST section.
+
+    Every problem (missing file, directory, unreadable, empty, truncated, corrupt) is a
+    ScorerError whose one-line message names the file and the fix.
+    """
     path = str(path)
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise _file_error("scorer", path, exc) from exc
+    if not data:
+        raise _empty_scorer(path)
     read_kenlm_header(data, path)
     needle = TRIE_MAGIC + struct.pack("<i", TRIE_VERSION)
     last_error: Optional[ScorerError] = None
@@ -548,8 +602,9 @@ def read_scorer(path: "os.PathLike[str] | str") -> ScorerInfo:
             last_error = exc
         at = data.find(needle, at + 1)
     if last_error is not None:
-        raise last_error
-    raise ScorerError("%s has no 0.7.4 scorer section after the KenLM data (a bare LM?)" % path)
+        damage = "" if "truncated" in str(last_error) else " (the scorer is corrupt)"
+        raise ScorerError("%s%s. Fix: %s" % (last_error, damage, SCORER_FIX)) from last_error
+    raise _no_section(path, "")
 
 
 class ScorerHeader(NamedTuple):
@@ -601,10 +656,18 @@ def _header_at(data: "bytes | mmap.mmap", offset: int, size: int) -> Optional[Sc
 def read_scorer_header(path: "os.PathLike[str] | str") -> ScorerHeader:
     """The scorer's headers only (memory-mapped: cheap even for a 300 MB base scorer)."""
     path = str(path)
-    with open(path, "rb") as handle:
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise _file_error("scorer", path, exc) from exc
+    with handle:
         size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise _empty_scorer(path)
         if size < 108:
-            raise ScorerError("%s is too small to be a scorer" % path)
+            read_kenlm_header(handle.read(), path)  # names a cut-off header or a foreign file
+            raise ScorerError("%s is too small to be a scorer (%d bytes). Fix: %s"
+                              % (path, size, SCORER_FIX))
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
             read_kenlm_header(data[:108 + 8 * 256], path)
             needle = TRIE_MAGIC + struct.pack("<i", TRIE_VERSION)
@@ -614,7 +677,7 @@ def read_scorer_header(path: "os.PathLike[str] | str") -> ScorerHeader:
                 if header is not None:
                     return header
                 at = data.find(needle, at + 1)
-    raise ScorerError("%s has no complete 0.7.4 scorer section after the KenLM data" % path)
+    raise _no_section(path, "complete ")
 
 
 def words_of(info: ScorerInfo, alphabet: Optional[Alphabet] = None) -> List[str]:
@@ -628,6 +691,12 @@ def words_of(info: ScorerInfo, alphabet: Optional[Alphabet] = None) -> List[str]
             if info.utf8:
                 out.append(bytes(prefix).decode("utf-8", "replace"))
             elif labels is not None:
+                if any(not 0 < x <= len(labels) for x in prefix):
+                    raise ScorerError(
+                        "the scorer uses label %d but alphabet %s has only %d labels: the scorer "
+                        "was built from another alphabet; give the alphabet.txt it was packaged "
+                        "with (the model's)" % (max(prefix), alphabet.path if alphabet else "",
+                                                len(labels)))
                 out.append("".join(labels[x - 1] for x in prefix[:-1]))
             else:
                 out.append(" ".join(str(x) for x in prefix))
@@ -725,12 +794,13 @@ def package(alphabet_path: "Optional[os.PathLike[str] | str]", lm_path: "os.Path
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return PackageResult(str(target), len(sequences), unknown, utf8, len(fst.final),
                          sum(len(a) for a in fst.arcs), expected_sha)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory (its entries: a rename into it survives power loss); best effort."""
     try:
         fd = os.open(str(directory), os.O_RDONLY)
     except OSError:
@@ -799,11 +869,23 @@ def inspect_main(argv: Sequence[str]) -> int:
     except ScorerError as exc:
         print("voice-scorer-package: error: %s" % exc, file=sys.stderr)
         return 1
+    except OSError as exc:  # not foreseen above; still one line, never a traceback
+        print("voice-scorer-package: error: cannot read %s: %s"
+              % (exc.filename or args.scorer, exc.strerror or exc), file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("voice-scorer-package: error: %s is too large to inspect in memory on this machine"
+              % args.scorer, file=sys.stderr)
+        return 1
     if not info.utf8 and alphabet is None and (args.spell or args.words):
         print("voice-scorer-package: error: --alphabet is needed to read words of a non-UTF-8 "
               "scorer", file=sys.stderr)
         return 2
-    vocabulary = words_of(info, alphabet) if (args.spell or args.words) else []
+    try:
+        vocabulary = words_of(info, alphabet) if (args.spell or args.words) else []
+    except ScorerError as exc:
+        print("voice-scorer-package: error: %s" % exc, file=sys.stderr)
+        return 1
     print("%s: LM %d bytes, %s mode, alpha %r, beta %r, FST %d states / %d arcs, properties %#x"
           % (args.scorer, info.lm_size, "UTF-8" if info.utf8 else "alphabet", info.alpha,
              info.beta, info.num_states, info.num_arcs, info.properties))

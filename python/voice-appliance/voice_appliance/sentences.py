@@ -8,7 +8,13 @@ expanded by rhasspy-nlu itself. This module adds what rhasspy-nlu lacks:
   comments or blank lines), and errors it does not raise at all (a stray ``)``, a line that
   ``configparser`` silently reads as a section header, an undefined rule or slot);
 * explicit ``raise`` instead of ``assert`` (under ``python -O`` rhasspy-nlu drops sentences);
-* the ``rhasspy/number`` slot program behind number ranges, which the library does not ship.
+* the ``rhasspy/number`` slot program behind number ranges, which the library does not ship;
+* safety for a file that whoever may edit ``sentences.ini`` controls: slot names are checked
+  before they are used as paths (no absolute names, no ``..``, nothing that resolves outside the
+  slots / slot programs directory, even through a symbolic link), recursive rules are refused
+  before anything is expanded, and files and slot program output are read only up to
+  ``MAX_FILE_BYTES``. Slots are therefore loaded here, from the checked paths, and not by
+  rhasspy-nlu's ``get_slot_replacements`` (which looks every name up again, unchecked).
 
 The file is split into sections and entries the way rhasspy-nlu's ``configparser`` set-up reads
 it (``#``/``;`` comments, ``key = value`` rules, bare lines as sentences, ``\\[`` escape); each
@@ -20,14 +26,23 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import stat
+import subprocess
 import sys
 import tempfile
-from pathlib import Path
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from pathlib import Path, PurePath
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 SECTION_RE = re.compile(r"\[(?P<header>.+)\]")  # configparser.SECTCRE, matched at line start
 NUMBER_PROGRAM = "rhasspy/number"
+# Largest sentences file, slot file or slot program output that is read (bytes). Anything
+# bigger is refused instead of being read into memory: a corpus that large would not fit the
+# appliance's memory once expanded anyway.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+# Deepest chain of rules (<a> using <b> using <c> ...) and deepest bracket nesting in one line.
+# rhasspy-nlu walks templates recursively; far deeper templates end in a Python RecursionError.
+MAX_NESTING = 50
 
 
 class SentencesError(Exception):
@@ -57,16 +72,44 @@ class Expanded(NamedTuple):
 
 # --- reading the ini structure -----------------------------------------------------------------
 
+def _size_text(size: int) -> str:
+    return "%d bytes (%.1f MiB)" % (size, size / (1024.0 * 1024.0))
+
+
+def read_limited(path: str, what: str, fix: str, name: Optional[str] = None) -> bytes:
+    """The bytes of ``path``; refuse a file larger than MAX_FILE_BYTES without reading more
+    than that, with a message naming the file (``name``, default ``path``), ``what`` it is, its
+    size, the limit and ``fix``."""
+    name = name or path
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            data = b"" if size > MAX_FILE_BYTES else handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SentencesError("%s: cannot read: %s" % (name, exc.strerror or exc)) from exc
+    if max(size, len(data)) > MAX_FILE_BYTES:  # a growing or special file has no fixed size
+        actual = (_size_text(size) if size > MAX_FILE_BYTES
+                  else "more than %d bytes" % MAX_FILE_BYTES)
+        raise SentencesError("%s: the %s is %s, more than the limit of %s (MAX_FILE_BYTES); %s"
+                             % (name, what, actual, _size_text(MAX_FILE_BYTES), fix))
+    return data
+
+
+def _decode(data: bytes, where: str) -> str:
+    """UTF-8 text; ``where`` is a file name (the line is added) or a ``file:line: ...`` prefix."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SentencesError("%s:%d: not valid UTF-8; save the file as UTF-8"
+                             % (where, line)) from exc
+
+
 def read_entries(path: "os.PathLike[str] | str") -> List[Entry]:
     """Split a sentences file into entries with their true line numbers."""
     path = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise SentencesError("%s: cannot read: %s" % (path, exc.strerror or exc)) from exc
-    except UnicodeDecodeError as exc:
-        line = Path(path).read_bytes()[: exc.start].count(b"\n") + 1
-        raise SentencesError("%s:%d: not valid UTF-8; save the file as UTF-8" % (path, line)) from exc
+    text = _decode(read_limited(path, "sentences file", "split it into several files or "
+                                "describe the sentences with rules and slots"), path)
     entries: List[Entry] = []
     section: Optional[str] = None
     section_line = 0
@@ -146,6 +189,10 @@ def check_brackets(text: str, where: str) -> None:
                                      "close it first" % (where, char, column,
                                                          _NAMES[stack[-1][0]], stack[-1][1]))
             stack.append((char, column))
+            if len(stack) > MAX_NESTING:
+                raise SentencesError("%s: the %s at column %d is nested %d brackets deep, more "
+                                     "than the limit of %d (MAX_NESTING); use a rule instead"
+                                     % (where, _NAMES[char], column, len(stack), MAX_NESTING))
         elif char in _CLOSERS:
             if not stack:
                 raise SentencesError("%s: %r at column %d has no matching %r before it: remove "
@@ -222,18 +269,136 @@ class Templates(NamedTuple):
     slot_lines: List[Tuple[str, int, str]]  # (file, line, text) of slot values used
 
 
-def _find_slot(key: str, slots_dirs: Sequence[Path], program_dirs: Sequence[Path]
-               ) -> Tuple[str, Optional[Path]]:
+def slot_name_problem(key: str) -> Optional[str]:
+    """Why the slot reference ``key`` (``$key`` without the ``$``) cannot be used, or None.
+
+    ``key`` is looked up as a file below each slots directory and its part before the first
+    ``,`` as a program below each slot programs directory, so both must be plain relative names
+    (sub-directories like ``rhasspy/number`` are allowed)."""
+    name = key.split(",", 1)[0]
+    control = [c for c in key if ord(c) < 32 or ord(c) == 127]
+    if control:
+        return "contains the control character %r" % control[0]
+    if not name:
+        return "has no name before its arguments" if key else "is empty"
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/") or PurePath(name).is_absolute():
+        return "is an absolute path"
+    if ".." in key.split("/"):
+        return "contains a '..' path component"
+    if any(part in ("", ".") for part in name.split("/")):
+        return "contains an empty or '.' path component"
+    return None
+
+
+class SlotSource(NamedTuple):
+    kind: str  # "file" or "program"
+    path: Path  # as found: a configured directory / the slot name (for messages)
+    real: Path  # with symbolic links resolved, inside that directory (what is read or run)
+
+
+def _lookup(directory: Path, relative: str, kind: str, key: str, where: str
+            ) -> Optional[SlotSource]:
+    """The file ``directory/relative``, None if there is none; refuse one that resolves
+    (through a symbolic link) outside ``directory``."""
+    candidate = directory / relative
+    try:
+        if not candidate.is_file():
+            return None
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise SentencesError("%s: slot $%s cannot be looked up in %s: %s; rename the slot"
+                             % (where, key, directory, exc.strerror or exc)) from exc
+    base = Path(os.path.realpath(str(directory)))
+    real = Path(os.path.realpath(str(candidate)))
+    if base not in real.parents:
+        raise SentencesError(
+            "%s: slot $%s: %s resolves to %s, which is outside the %s directory %s (through a "
+            "symbolic link); put the file itself into %s instead of linking to it"
+            % (where, key, candidate, real, "slots" if kind == "file" else "slot programs",
+               directory, directory))
+    return SlotSource(kind, candidate, real)
+
+
+def _find_slot(key: str, slots_dirs: Sequence[Path], program_dirs: Sequence[Path],
+               where: str) -> Optional[SlotSource]:
+    """The file or program for the slot reference ``key`` (None if there is none), looked up
+    the way Rhasspy does: the whole key as a file in the slots directories, then its part
+    before the first ``,`` as a program in the slot programs directories. ``where`` (the
+    referencing line) starts the message of every refusal."""
+    problem = slot_name_problem(key)
+    if problem:
+        raise SentencesError(
+            "%s: slot name $%s %s; slot names are looked up as files below the slots and slot "
+            "programs directories, so they must be relative names like $farben, $sub/name or "
+            "$rhasspy/number,1,10 — rename the slot" % (where, key, problem))
     for directory in slots_dirs:
-        candidate = directory / key
-        if candidate.is_file():
-            return "file", candidate
+        found = _lookup(directory, key, "file", key, where)
+        if found is not None:
+            return found
     name = key.split(",", 1)[0]
     for directory in program_dirs:
-        candidate = directory / name
-        if candidate.is_file():
-            return "program", candidate
-    return "missing", None
+        found = _lookup(directory, name, "program", key, where)
+        if found is not None:
+            return found
+    return None
+
+
+def _rule_cycle(references: Dict[str, List[str]]) -> Optional[List[str]]:
+    """A cycle ``[a, b, ..., a]`` in the rule reference graph, or None (iterative, so long
+    chains of rules cannot exhaust the Python stack)."""
+    done: Set[str] = set()
+    for start in references:
+        if start in done:
+            continue
+        path = [start]
+        on_path = {start}
+        pending = [iter(references[start])]
+        while path:
+            target = next(pending[-1], None)
+            if target is None:
+                on_path.discard(path[-1])
+                done.add(path.pop())
+                pending.pop()
+            elif target in on_path:
+                return path[path.index(target):] + [target]
+            elif target not in done and target in references:
+                path.append(target)
+                on_path.add(target)
+                pending.append(iter(references[target]))
+    return None
+
+
+def _deepest_rule_chain(references: Dict[str, List[str]]) -> List[str]:
+    """The longest chain ``[a, b, ...]`` of rules where each uses the next (no cycles)."""
+    depth: Dict[str, int] = {}
+    deepest: Dict[str, Optional[str]] = {}
+    for start in references:
+        stack = [start]
+        while stack:
+            key = stack[-1]
+            if key in depth:
+                stack.pop()
+                continue
+            todo = [target for target in references[key] if target not in depth]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            child = max(references[key], key=lambda target: depth[target], default=None)
+            depth[key] = 1 + (depth[child] if child is not None else 0)
+            deepest[key] = child
+    chain: List[str] = []
+    link: Optional[str] = max(references, key=lambda rule: depth[rule], default=None)
+    while link is not None:
+        chain.append(link)
+        link = deepest[link]
+    return chain
+
+
+def _too_deep(exc: RecursionError) -> SentencesError:
+    return SentencesError("the templates nest rules and brackets too deeply for rhasspy-nlu (%s); "
+                          "flatten the deepest rules" % exc)
 
 
 def parse_templates(files: Sequence["os.PathLike[str] | str"],
@@ -241,7 +406,7 @@ def parse_templates(files: Sequence["os.PathLike[str] | str"],
                     slot_programs_dirs: Sequence["os.PathLike[str] | str"] = (),
                     language: str = "de") -> Templates:
     """Parse and check the templates; load slots. Raises SentencesError with file:line."""
-    nlu = _import_nlu()
+    _import_nlu()
     from rhasspynlu import jsgf
     from rhasspynlu.numbers import number_range_transform, number_transform
 
@@ -258,8 +423,7 @@ def parse_templates(files: Sequence["os.PathLike[str] | str"],
     parsed: List[Tuple[Entry, Any]] = []
     for entry in entries:
         sentences.setdefault(entry.intent, [])
-        body = entry.value if entry.is_rule else entry.key
-        body = body.replace("\\[", "[")
+        body = (entry.key if entry.value is None else entry.value).replace("\\[", "[")
         check_brackets(body, entry.where)
         metadata = jsgf.ParseMetadata(file_name=entry.file, line_number=entry.line,
                                       intent_name=entry.intent)
@@ -283,6 +447,8 @@ def parse_templates(files: Sequence["os.PathLike[str] | str"],
             raise SentencesError("%s: cannot parse %r: %s" % (entry.where, body, exc)) from exc
     # References: every rule must be defined, every slot must exist.
     used_slots: Dict[str, Entry] = {}
+    rule_references: Dict[str, List[str]] = {key: [] for key in replacements}
+    rule_key = {entry: key for key, entry in rule_where.items()}
     for entry, expression in parsed:
         rules, slots = _references(expression, jsgf)
         for ref in rules:
@@ -294,15 +460,46 @@ def parse_templates(files: Sequence["os.PathLike[str] | str"],
                         % (ref.rule_name, ref.grammar_name or entry.intent))
                 raise SentencesError("%s: rule %s is not defined%s"
                                      % (entry.where, ref.text or key, hint))
+            if entry in rule_key:
+                rule_references[rule_key[entry]].append(key)
         for ref in slots:
             used_slots.setdefault(ref.slot_name, entry)
+    # A rule that refers back to itself would be expanded forever (RecursionError in rhasspy-nlu).
+    cycle = _rule_cycle(rule_references)
+    if cycle:
+        same_intent = len({rule_where[key].intent for key in cycle}) == 1
+        shown = {key: "<%s>" % (key[1:-1].split(".", 1)[1] if same_intent else key[1:-1])
+                 for key in cycle}
+        raise SentencesError(
+            "%s: recursive rule: %s (%s); a rule cannot refer back to itself, directly or through "
+            "other rules, because it would expand forever — remove one of these references"
+            % (rule_where[cycle[0]].where, " -> ".join(shown[key] for key in cycle),
+               ", ".join("%s is defined at %s" % (shown[key], rule_where[key].where)
+                         for key in cycle[:-1])))
+    chain = _deepest_rule_chain(rule_references)
+    if len(chain) > MAX_NESTING:
+        names = [key[1:-1] for key in chain]
+        shown_chain = names if len(names) <= 6 else names[:3] + ["..."] + names[-2:]
+        raise SentencesError(
+            "%s: rule <%s> nests %d rules deep (%s), more than the limit of %d (MAX_NESTING) "
+            "that rhasspy-nlu can expand; flatten the chain"
+            % (rule_where[chain[0]].where, names[0], len(chain),
+               " -> ".join(name if name == "..." else "<%s>" % name for name in shown_chain),
+               MAX_NESTING))
+
+    def walk_all(visit: Callable[[Any], Any]) -> None:
+        try:
+            for intent_sentences in sentences.values():
+                for sentence in intent_sentences:
+                    jsgf.walk_expression(sentence, visit, replacements)
+            for values in list(replacements.values()):
+                for value in values:
+                    jsgf.walk_expression(value, visit, replacements)
+        except RecursionError as exc:
+            raise _too_deep(exc) from exc
+
     # Number ranges (1..10) become $rhasspy/number,1,10,1 slot references.
-    for intent_sentences in sentences.values():
-        for sentence in intent_sentences:
-            jsgf.walk_expression(sentence, number_range_transform, replacements)
-    for values in list(replacements.values()):
-        for value in values:
-            jsgf.walk_expression(value, number_range_transform, replacements)
+    walk_all(number_range_transform)
     for entry, expression in parsed:
         for ref in _references(expression, jsgf)[1]:
             used_slots.setdefault(ref.slot_name, entry)
@@ -310,34 +507,17 @@ def parse_templates(files: Sequence["os.PathLike[str] | str"],
     try:
         write_number_program(builtin)
         program_dirs = user_program_dirs + [builtin]
-        slot_lines = _check_slots(used_slots, slot_dirs, program_dirs, jsgf)
-        intents_for_slots = {i: list(s) for i, s in sentences.items()}
-        for key, values in replacements.items():
-            intents_for_slots.setdefault("__rules__", []).extend(values)
 
         def slot_visitor(word: Any) -> Any:
             return number_transform(word, language)
 
-        try:
-            slot_replacements = nlu.get_slot_replacements(
-                intents_for_slots, slots_dirs=slot_dirs, slot_programs_dirs=program_dirs,
-                slot_visitor=slot_visitor)
-        except Exception as exc:
-            raise SentencesError("loading slot values failed: %s" % exc) from exc
+        slot_replacements, slot_lines = _load_slots(used_slots, slot_dirs, program_dirs, jsgf,
+                                                    slot_visitor)
     finally:
         shutil.rmtree(str(builtin), ignore_errors=True)
-    for key, values in slot_replacements.items():
-        if not values:
-            entry = used_slots.get(key[1:])
-            raise SentencesError("%s: slot %s has no values" % (entry.where if entry else "?", key))
     replacements.update(slot_replacements)
     # Numbers (e.g. "5") become words ("fünf") with the digits as substitution.
-    for intent_sentences in sentences.values():
-        for sentence in intent_sentences:
-            jsgf.walk_expression(sentence, lambda w: number_transform(w, language), replacements)
-    for values in list(replacements.values()):
-        for value in values:
-            jsgf.walk_expression(value, lambda w: number_transform(w, language), replacements)
+    walk_all(lambda word: number_transform(word, language))
     empty = [intent for intent, items in sentences.items() if not items]
     if empty:
         first = next(e for e in entries if e.intent == empty[0])
@@ -345,43 +525,115 @@ def parse_templates(files: Sequence["os.PathLike[str] | str"],
     return Templates(entries, sentences, replacements, slot_lines)
 
 
-def _check_slots(used: Dict[str, Entry], slot_dirs: Sequence[Path], program_dirs: Sequence[Path],
-                 jsgf: Any) -> List[Tuple[str, int, str]]:
+# Seconds a slot program may run before it is killed (a hung program must not hang the retrain).
+SLOT_PROGRAM_TIMEOUT = 60.0
+
+
+def _run_slot_program(source: SlotSource, key: str, where: str,
+                      timeout: Optional[float] = None) -> str:
+    """The output of the slot program for ``$key`` (arguments after the first ``,``), at most
+    MAX_FILE_BYTES of it, within ``timeout`` (default SLOT_PROGRAM_TIMEOUT) seconds."""
+    import threading
+
+    limit = SLOT_PROGRAM_TIMEOUT if timeout is None else timeout
+    program = source.path
+    command = [str(source.real)] + key.split(",")[1:]
+    with tempfile.TemporaryFile() as errors:
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                       stderr=errors, start_new_session=True)
+        except OSError as exc:
+            raise SentencesError("%s: slot program %s (for $%s) cannot be run: %s; make it "
+                                 "executable and start it with a #! line"
+                                 % (where, program, key, exc.strerror or exc)) from exc
+        def stop() -> None:  # the program and whatever it started (they hold its output open)
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+        timer = threading.Timer(limit, stop)
+        timer.start()
+        with process:
+            data = process.stdout.read(MAX_FILE_BYTES + 1) if process.stdout else b""
+            if len(data) > MAX_FILE_BYTES:
+                process.kill()
+                raise SentencesError(
+                    "%s: slot program %s (for $%s) printed more than the limit of %s "
+                    "(MAX_FILE_BYTES); narrow its arguments (e.g. a smaller number range)"
+                    % (where, program, key, _size_text(MAX_FILE_BYTES)))
+            returncode = process.wait()
+        timed_out = not timer.is_alive()
+        timer.cancel()
+        if timed_out and returncode < 0:
+            raise SentencesError("%s: slot program %s (for $%s) did not finish within %g s "
+                                 "(SLOT_PROGRAM_TIMEOUT) and was stopped; make it print its values "
+                                 "and exit" % (where, program, key, limit))
+        errors.seek(0)
+        message = errors.read(4096).decode("utf-8", "replace").strip()
+    if returncode != 0:
+        raise SentencesError("%s: slot program %s (for $%s) failed with exit code %d%s"
+                             % (where, program, key, returncode,
+                                (": " + message) if message else ""))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SentencesError("%s: output line %d of slot program %s (for $%s) is not valid UTF-8; "
+                             "make the program print UTF-8" % (where, data[: exc.start].count(b"\n")
+                                                                + 1, program, key)) from exc
+
+
+def _load_slots(used: Dict[str, Entry], slot_dirs: Sequence[Path], program_dirs: Sequence[Path],
+                jsgf: Any, visitor: Callable[[Any], Any]
+                ) -> Tuple[Dict[str, List[Any]], List[Tuple[str, int, str]]]:
+    """Replacements ``{"$key": [values]}`` for the used slots, and (file, line, text) of every
+    value read from a slot file. All names are checked before any slot program runs."""
+    found = {name: _find_slot(name, slot_dirs, program_dirs, entry.where)
+             for name, entry in sorted(used.items())}
+    replacements: Dict[str, List[Any]] = {}
     lines: List[Tuple[str, int, str]] = []
     for name, entry in sorted(used.items()):
-        kind, path = _find_slot(name, slot_dirs, program_dirs)
-        if kind == "missing":
+        source = found[name]
+        if source is None:
             tried = ", ".join(str(d) for d in slot_dirs) or "no slots directory configured"
             raise SentencesError(
                 "%s: slot $%s is not defined: no file %r in the slots directories (%s) and no "
                 "slot program %r" % (entry.where, name, name, tried, name.split(",", 1)[0]))
-        if kind == "program":
-            continue
-        assert path is not None
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SentencesError("%s: slot file is not valid UTF-8" % path) from exc
-        count = 0
+        kind, path = source.kind, source.path
+        if kind == "file":
+            text = _decode(read_limited(str(source.real), "slot file", "split the slot into "
+                                        "several slots", str(path)), str(path))
+        else:
+            text = _run_slot_program(source, name, entry.where)
+        values: List[Any] = []
         for number, raw in enumerate(text.splitlines(), start=1):
             value = raw.strip()
             if not value:
                 continue
-            where = "%s:%d" % (path, number)
+            if kind == "file":
+                where = "%s:%d" % (path, number)
+            else:
+                where = "%s: output line %d of slot program %s" % (entry.where, number, path)
             check_brackets(value, where)
             try:
-                parsed = jsgf.Sentence.parse(value)
+                sentence = jsgf.Sentence.parse(value)
             except Exception as exc:
                 raise SentencesError("%s: cannot parse slot value %r: %s" % (where, value, exc)) from exc
-            rules, slots = _references(parsed, jsgf)
+            rules, slots = _references(sentence, jsgf)
             if rules or slots:
                 raise SentencesError("%s: slot values cannot reference rules or other slots (%r)"
                                      % (where, value))
-            lines.append((str(path), number, value))
-            count += 1
-        if not count:
-            raise SentencesError("%s: slot $%s (%s) is empty" % (entry.where, name, path))
-    return lines
+            jsgf.walk_expression(sentence, visitor)
+            values.append(sentence)
+            if kind == "file":
+                lines.append((str(path), number, value))
+        if not values:
+            if kind == "file":
+                raise SentencesError("%s: slot $%s (%s) is empty" % (entry.where, name, path))
+            raise SentencesError("%s: slot program %s (for $%s) printed no values"
+                                 % (entry.where, path, name))
+        replacements["$" + name] = values
+    return replacements, lines
 
 
 def expand(templates: Templates, max_sentences: int = 200000) -> List[Expanded]:
@@ -391,7 +643,11 @@ def expand(templates: Templates, max_sentences: int = 200000) -> List[Expanded]:
     from rhasspynlu.fsticuffs import sample_by_intent
     from rhasspynlu.ini_jsgf import get_intent_counts
 
-    counts = get_intent_counts(templates.sentences, templates.replacements, exclude_slots=False)
+    try:
+        counts = get_intent_counts(templates.sentences, templates.replacements,
+                                   exclude_slots=False)
+    except RecursionError as exc:
+        raise _too_deep(exc) from exc
     total = sum(counts.values())
     if total > max_sentences:
         biggest = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
@@ -402,6 +658,8 @@ def expand(templates: Templates, max_sentences: int = 200000) -> List[Expanded]:
     try:
         graph = nlu.sentences_to_graph(templates.sentences, replacements=templates.replacements)
         by_intent = sample_by_intent(graph)
+    except RecursionError as exc:
+        raise _too_deep(exc) from exc
     except Exception as exc:
         raise SentencesError("expanding the templates failed: %s" % exc) from exc
     out: List[Expanded] = []
