@@ -160,6 +160,28 @@ def test_a_damaged_model_update_is_refused_and_the_working_model_stays(host: Any
     assert "fixture_model-2-" not in host.check_output("ls " + MODELS), "the refused copy must be removed"
 
 
+@pytest.mark.skipif(SCENARIO != "default", reason="one fault run is enough; it runs on the fast amd64 Pi")
+def test_a_model_file_emptied_by_a_power_loss_is_proved_again_and_restored(host: Any) -> None:
+    """A zero-length graph under an intact `.verified` (what a power loss leaves without fsync) is not trusted."""
+    before = host.file(MODELS + "/current").linked_to
+    graph = before + "/output_graph.tflite"
+    # As after a power cut: the service is down, the Pi comes back with the file emptied.
+    host.run_expect([0], "systemctl stop rhasspy-asr-deepspeech-hermes.service && truncate -s 0 " + graph)
+    run = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+         str(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parent / "resources" / "converge.yml")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False, timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:]
+    said = " ".join(run.stdout.split())
+    assert "is not trusted: tflite file {} has 0 bytes".format(graph) in said, run.stdout[-3000:]
+    assert "(it is the current version)" in said
+    assert host.file(MODELS + "/current").linked_to == before, "the same version, proved again"
+    manifest = json.loads((FIXTURE / "manifest.json").read_text())["files"]
+    assert host.file(graph).sha256sum == manifest["output_graph.tflite"]["sha256"]
+    assert json.loads(host.file(MODELS + "/current/.verified").content_string)["tflite"] == manifest["output_graph.tflite"]["sha256"]
+    assert host.service("rhasspy-asr-deepspeech-hermes.service").is_running
+
+
 @pytest.mark.skipif(SCENARIO != "default", reason="the gates' messages need one run; it runs on the fast amd64 Pi")
 @pytest.mark.parametrize("extra,message", [
     ({"voice_verify_expected": "ist das ein test"}, "expected 'ist das ein test': word error rate 0.5 is above voice_verify_max_wer 0.0"),

@@ -346,6 +346,12 @@ def touch_stamp(path: Path) -> None:
         os.close(fd)
 
 
+def _built_from(record: Dict[str, Any], digest: str, target: Path) -> bool:
+    """Whether the installed scorer is the one the recorded run built from inputs ``digest``."""
+    return (record.get("built_from") == digest and target.is_file()
+            and record.get("sha256") == _sha256(target))
+
+
 def status(config: Dict[str, Any]) -> Dict[str, Any]:
     """Whether the installed scorer was built from the inputs on disk now.
 
@@ -356,8 +362,7 @@ def status(config: Dict[str, Any]) -> Dict[str, Any]:
     record = _read_state(paths["state"])
     current = inputs_digest(config)
     target = paths["target"]
-    installed = target.is_file() and record.get("sha256") == _sha256(target)
-    if record.get("built_from") == current and installed:
+    if _built_from(record, current, target):
         state, code = "up to date", STATUS_UP_TO_DATE
     elif record.get("attempted") == current and record.get("result") not in (
             "installed", "unchanged"):
@@ -437,8 +442,7 @@ def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None
         while True:
             digest = inputs_digest(config)
             record = _read_state(paths["state"])
-            if (record.get("built_from") == digest and target.is_file()
-                    and record.get("sha256") == _sha256(target)):
+            if _built_from(record, digest, target):
                 log("up to date: %s was built from these inputs" % target)
                 summary.setdefault("sha256", record["sha256"])
                 break
