@@ -221,6 +221,9 @@ def build_row(host: str, verify: Optional[Mapping[str, Any]], log: Mapping[str, 
     if status == "ok" and log.get("stopped"):
         notes.append("the play stopped for this host after task '{}': too many hosts of its batch failed "
                      "(max_fail_percentage or any_errors_fatal)".format(log["stopped"]))
+    if _text(verify.get("resumed")):
+        notes.append("resumed a rollout interrupted on this Pi (its state of {} was kept on the Pi and was the state to "
+                     "come back to)".format(_text(verify.get("resumed"))))
     if status == "failed" and failed_task and _text(verify.get("reason")) and verify.get("status") == "failed":
         notes.append("voice_verify: {}".format(_text(verify.get("reason"))))
 

@@ -157,3 +157,58 @@ def test_after_the_rollout_every_pi_verifies(fleet: Dict[str, Any]) -> None:
     assert image, html[:2000]
     svg = base64.b64decode(image.group(1)).decode("utf-8")
     assert svg.count("<rect") >= len(fleet["hosts"]) and all(pi in svg for pi in fleet["hosts"]), svg[:2000]
+
+
+RECORD = MODELS + "/.rollout-remembered.json"
+
+
+def test_a_pi_lost_mid_rollout_resumes_from_the_state_it_kept(fleet: Dict[str, Any]) -> None:
+    """The Pi goes away (powered off) after its model switched, before its verification: the state to
+    come back to stays on the Pi, and the next rollout resumes from it and says so."""
+    pi = "fleet-a10"
+    before = _state(pi)
+    assert before["model"] == fleet["after"][pi]["model"] and not before["model"].startswith("fixture_model-fleet-2-"), before
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_CALLBACK_PLUGINS=str(REPO / "plugins" / "callback"),
+               ANSIBLE_CALLBACKS_ENABLED="fleet_report", PI_VOICE_FLEET_REPORT_DIR=str(EPHEMERAL / "report-lost"),
+               ANSIBLE_FORCE_COLOR="0")
+    run = subprocess.Popen(["ansible-playbook", "-i", INVENTORY, "--limit", pi, str(REPO / "playbooks" / "rollout.yml"),
+                            "-e", "fleet_model_version=fleet-2"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env)
+    try:
+        deadline = time.time() + 900
+        while time.time() < deadline:
+            switched = subprocess.run(["docker", "exec", pi, "sh", "-c", "test -f {} && readlink {}/current".format(RECORD, MODELS)],
+                                      stdout=subprocess.PIPE, universal_newlines=True, check=False).stdout.strip()
+            if switched.startswith("fixture_model-fleet-2-"):
+                break
+            assert run.poll() is None, "the rollout ended before the Pi switched its model"
+            time.sleep(0.5)
+        else:
+            pytest.fail("the Pi never switched to model fleet-2")
+        subprocess.run(["docker", "stop", "-t", "10", pi], check=True, stdout=subprocess.DEVNULL)
+        out, _ = run.communicate(timeout=900)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        subprocess.run(["docker", "start", pi], check=False, stdout=subprocess.DEVNULL)
+    assert run.returncode != 0, out[-3000:]
+    assert _rows(EPHEMERAL / "report-lost")[pi]["status"] == "unreachable", out[-3000:]
+    for _ in range(120):  # systemd boots the Pi again
+        if subprocess.run(["docker", "exec", pi, "systemctl", "is-system-running", "--wait"], stdout=subprocess.PIPE,
+                          check=False).returncode in (0, 1):
+            break
+        time.sleep(1)
+    kept = json.loads(_on_pi(pi, "cat " + RECORD))
+    assert kept["model"] == before["model"] and kept["previous"] == before["previous"], kept
+    assert kept["scorer_sha256"] == before["scorer"], kept
+    assert _on_pi(pi, "stat -c %U:%a " + RECORD) == "root:600"
+
+    again = _playbook("rollout.yml", EPHEMERAL / "report-resumed", "--limit", pi, "-e", "fleet_model_version=fleet-2")
+    assert again["rc"] == 0, again["out"][-5000:]
+    row = _rows(again["report"])[pi]
+    assert row["status"] == "ok", row
+    assert any("resumed a rollout interrupted on this Pi (its state of {}".format(kept["since"]) in note
+               for note in row["notes"]), row
+    after = _state(pi)
+    assert after["model"].startswith("fixture_model-fleet-2-") and after["previous"] == before["model"], after
+    assert _on_pi(pi, "test -e {} && echo kept || echo gone".format(RECORD)) == "gone", "verified: the record is forgotten"
