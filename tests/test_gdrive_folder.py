@@ -330,3 +330,16 @@ def test_a_listing_page_that_is_not_one_fails_clearly(controller: Controller, dr
     assert "folder {} shared with 'anyone with the link'".format(FOLDER) in message, message
     assert not (controller.cache / "german_model" / "0.7.4" / "output_graph.tflite").exists()
     assert drive.gets().count("/uc") == 0
+
+
+def test_a_cached_id_that_drive_no_longer_serves_lists_the_folder_again(controller: Controller, drive: Drive) -> None:
+    # The authors replaced alphabet.txt: the cached listing still names the old id, which Drive answers with 404.
+    controller.cache.mkdir(parents=True)
+    stale = [{"name": "alphabet.txt", "id": "1OldAlphabetIdThatIsGone000000000", "folder": False}]
+    (controller.cache / "gdrive-folders.json").write_text(json.dumps({"folders": {FOLDER: stale}}))
+    result = controller.run({"artifact_stage_items": [{"name": "german_model", "version": "0.7.4", "variant": "alphabet"}]})
+    assert result["rc"] == 0, result["failures"]
+    assert drive.gets() == ["/uc", "/embeddedfolderview", "/uc"], "a 404 for the cached id, then the listing, then the file"
+    assert _sha256(controller.cached("alphabet.txt")) == _sha256(drive.root / "german" / "alphabet.txt")
+    listing = json.loads((controller.cache / "gdrive-folders.json").read_text())["folders"][FOLDER]
+    assert {e["name"]: e["id"] for e in listing}["alphabet.txt"] == ALPHABET_ID
