@@ -19,6 +19,7 @@ Each message names the variable, the value given (hidden for secrets), what is e
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -72,9 +73,15 @@ def load_options(roles_dir: Optional[Path] = None) -> Dict[str, Dict[str, Any]]:
     """Every option of every entry point of every role under roles_dir, plus PLAYBOOK_OPTIONS.
 
     An option named by several entry points keeps its first definition (main is listed first).
+    Read once per process (every host of a run asks).
     """
+    return _load_options(Path(roles_dir or ROLES_DIR).resolve())
+
+
+@functools.lru_cache(maxsize=4)
+def _load_options(roles_dir: Path) -> Dict[str, Dict[str, Any]]:
     options: Dict[str, Dict[str, Any]] = {}
-    for spec_file in sorted(Path(roles_dir or ROLES_DIR).glob("*/meta/argument_specs.yml")):
+    for spec_file in sorted(roles_dir.glob("*/meta/argument_specs.yml")):
         specs = (yaml.safe_load(spec_file.read_text(encoding="utf-8")) or {}).get("argument_specs") or {}
         defaults_file = spec_file.parent.parent / "defaults" / "main.yml"
         defaults = (yaml.safe_load(defaults_file.read_text(encoding="utf-8")) or {}) if defaults_file.is_file() else {}
