@@ -19,6 +19,7 @@ Each message names the variable, the value given (hidden for secrets), what is e
 """
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import re
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 import yaml
+from jinja2 import Undefined
 
 # The value the vars lookup returns for a variable nobody set.
 UNSET = "__appliance_unset__"
@@ -159,14 +161,53 @@ def _kind_of(value: Any) -> str:
     return "a " + type(value).__name__
 
 
-def option_problem(option: Mapping[str, Any], value: Any) -> Optional[str]:
-    """Why value does not fit option (its type, elements and choices), or None when it does."""
+def legacy_templating() -> bool:
+    """True under ansible-core older than 2.19 (2.15 runs ansible-pull on bullseye Pis).
+
+    Its templating is not native: a variable written as a template ("{{ 800 + 50 }}", "{{ [1500] }}")
+    reaches this check as a string, indistinguishable from a string given as such.
+    """
+    try:
+        from ansible.release import __version__
+    except ImportError:
+        return False
+    return tuple(int(part) for part in re.findall(r"\d+", __version__)[:2]) < (2, 19)
+
+
+_BOOLEAN_STRINGS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
+
+
+def _legacy_value(kind: str, value: Any) -> Any:
+    """value as a non-native template of kind would have meant it (unchanged when it cannot be read so)."""
+    if not isinstance(value, str):
+        return value
+    if kind == "bool":
+        return _BOOLEAN_STRINGS.get(value.strip().lower(), value)
+    if kind in ("int", "float", "list", "dict"):
+        try:
+            return ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return value
+    return value
+
+
+def option_problem(option: Mapping[str, Any], value: Any, legacy: bool = False) -> Optional[str]:
+    """Why value does not fit option (its type, elements and choices), or None when it does.
+
+    legacy: read strings as ansible-core < 2.19 renders templates (see legacy_templating), so that a
+    templated number, boolean, list or mapping is not refused there; a string that reads as nothing
+    of the kind ("yes please", "ten") is still refused.
+    """
     kind = option.get("type", "raw")
+    if legacy:
+        value = _legacy_value(kind, value)
     if kind == "list":
         problem = _problem("list", value)
         if problem:
             return problem
         for index, item in enumerate(value):
+            if legacy:
+                item = _legacy_value(option.get("elements", "raw"), item)
             problem = _problem(option.get("elements", "raw"), item, option.get("choices"))
             if problem:
                 return "item {} ({}): {}".format(index, _show(item), problem)
@@ -183,16 +224,28 @@ def _secret(name: str, option: Mapping[str, Any]) -> bool:
     return bool(option.get("no_log")) or bool(_SECRET.search(name))
 
 
-def variable_errors(values: Mapping[str, Any], options: Optional[Mapping[str, Mapping[str, Any]]] = None) -> List[str]:
-    """One message per variable in values (name -> value; UNSET for not set) that its option refuses."""
+def variable_errors(values: Mapping[str, Any], options: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                    legacy: Optional[bool] = None) -> List[str]:
+    """One message per variable in values (name -> value; UNSET for not set) that its option refuses.
+
+    legacy: see option_problem; by default true under ansible-core older than 2.19.
+    """
     options = load_options() if options is None else options
+    legacy = legacy_templating() if legacy is None else legacy
     messages = []
     for name in sorted(values):
-        value = values[name]
-        if isinstance(value, str) and value == UNSET or name not in options:
+        if name not in options:
             continue
         option = options[name]
-        problem = option_problem(option, value)
+        try:
+            value = values[name]
+            if isinstance(value, Undefined) or isinstance(value, str) and value == UNSET:
+                continue
+            problem = option_problem(option, value, legacy)
+        except Exception:  # noqa: BLE001 - Jinja2/Ansible raise their own errors for an undefined reference
+            # A value that cannot be rendered here (it names another role's default, defined only once that
+            # role is loaded) is left to the role's own argument spec validation.
+            continue
         if problem is None:
             continue
         shown = "(value hidden: a secret)" if _secret(name, option) else _show(value)
