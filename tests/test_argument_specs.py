@@ -389,6 +389,15 @@ def test_option_problem_under_legacy_templating(option: Dict[str, Any], value: A
     assert (found is None) if problem is None else (found is not None and problem in found), found
 
 
+@pytest.mark.parametrize("value", ["relative/hunter2-secret", ["hunter2-secret", 5], "hunter2-secret-not-a-choice"])
+def test_a_secret_is_never_shown(value: Any) -> None:
+    options = {"x_password": {"type": "list", "elements": "path", "choices": ["/a"], "role": "x"},
+               "x_token": {"type": "str", "choices": ["a"], "role": "x"}}
+    errors = appliance_vars.variable_errors({"x_password": value, "x_token": value}, options)
+    assert len(errors) == 2 and all("(value hidden: a secret)" in e for e in errors), errors
+    assert SECRET not in "".join(errors), errors
+
+
 def test_unset_and_unknown_variables_are_left_alone() -> None:
     options = appliance_vars.load_options(ROLES)
     values = {"deepspeech_deps_min_ram_mb": appliance_vars.UNSET, "not_an_appliance_variable": [1]}

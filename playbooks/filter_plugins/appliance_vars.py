@@ -248,7 +248,11 @@ def variable_errors(values: Mapping[str, Any], options: Optional[Mapping[str, Ma
             continue
         if problem is None:
             continue
-        shown = "(value hidden: a secret)" if _secret(name, option) else _show(value)
+        shown = _show(value)
+        if _secret(name, option):
+            shown = "(value hidden: a secret)"
+            if '"' in problem or "item" in problem:  # a message that quotes (part of) the value
+                problem = "it is {} that does not fit".format(_kind_of(value))
         messages.append("{} = {}: {}; expected {}. Fix: {}, or remove it to use the default of {}.".format(
             name, shown, problem, expected(option), _fix(name, option), _owner(option)))
     return messages
