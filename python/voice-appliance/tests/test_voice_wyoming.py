@@ -408,3 +408,27 @@ def test_the_check_client_reports_wer_inputs(server, fixture_files, capsys):
     assert result["transcript"] == fixture_files["transcript"] and result["path"] == "wyoming"
     assert result["rtf"] > 0 and result["audio_s"] == pytest.approx(len(fixture_files["pcm"]) / 32000, abs=0.01)
     assert wyoming_check.main(["--wav", fixture_files["wav"], "--port", "1"]) == wyoming_check.EXIT_CONNECT
+
+
+def test_the_zeroconf_announcement_resolves_on_loopback(tmp_path, official_library, fixture_files):
+    """Announced on the loopback interface only (never a real one): Home Assistant's lookup of
+    _wyoming._tcp.local. finds the server's address and port."""
+    zeroconf = pytest.importorskip("zeroconf", reason="needs the zeroconf package (requirements.txt; Debian's on the Pi)")
+    running = start_server(tmp_path, official_library, fixture_files["model"], "--zeroconf", "pytest-wyoming",
+                           "--zeroconf-address", "127.0.0.1")
+    try:
+        browser = zeroconf.Zeroconf(interfaces=["127.0.0.1"])
+        try:
+            info = browser.get_service_info("_wyoming._tcp.local.", "pytest-wyoming._wyoming._tcp.local.", timeout=5000)
+        finally:
+            browser.close()
+        assert info is not None, (tmp_path / "server.log").read_text()
+        assert (info.port, info.parsed_addresses()) == (running.port, ["127.0.0.1"])
+    finally:
+        running.proc.terminate()
+        running.proc.wait(10)
+    record = subprocess.run([sys.executable, "-m", "voice_appliance.wyoming_asr", "--model", "unused", "--zeroconf", "pi",
+                             "--zeroconf-address", "127.0.0.1", "--print-zeroconf-record"], stdout=subprocess.PIPE,
+                            universal_newlines=True, check=True, env=dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT)))
+    assert json.loads(record.stdout) == {"type": "_wyoming._tcp.local.", "name": "pi._wyoming._tcp.local.",
+                                         "server": "pi.local.", "port": 10300, "addresses": ["127.0.0.1"]}

@@ -548,16 +548,17 @@ def announce_address(bind: str, address: str) -> str:
         probe.close()
 
 
-def start_zeroconf(name: str, port: int, address: str) -> Any:
+async def start_zeroconf(name: str, port: int, address: str) -> Any:
     """Register the service on the interface of `address` only (None and a log line if it fails)."""
     try:
-        from zeroconf import ServiceInfo, Zeroconf
-        zc = Zeroconf(interfaces=[address])
+        from zeroconf import ServiceInfo
+        from zeroconf.asyncio import AsyncZeroconf
+        zc = AsyncZeroconf(interfaces=[address])
         info = ServiceInfo("_wyoming._tcp.local.", "{}._wyoming._tcp.local.".format(name),
                            addresses=[socket.inet_aton(address)], port=port, server="{}.local.".format(name))
-        zc.register_service(info)
+        await asyncio.wait_for(zc.async_register_service(info), 30)
     except Exception as error:  # no zeroconf, no multicast on the interface: serve anyway
-        LOG.warning("zeroconf announcement on %s failed (Home Assistant can still add %s:%d by hand): %s",
+        LOG.warning("zeroconf announcement on %s failed (Home Assistant can still add %s:%d by hand): %r",
                     address, address, port, error)
         return None
     LOG.info("announced %s._wyoming._tcp.local. at %s:%d", name, address, port)
@@ -609,7 +610,7 @@ async def serve(args: argparse.Namespace, ready: Optional[Callable[[int], None]]
     sockets = tcp._server.sockets if tcp._server is not None else []
     port = sockets[0].getsockname()[1] if sockets else args.port
     LOG.info("listening on %s:%d", args.host, port)
-    zc = start_zeroconf(args.zeroconf, port, announce_address(args.host, args.zeroconf_address)) \
+    zc = await start_zeroconf(args.zeroconf, port, announce_address(args.host, args.zeroconf_address)) \
         if args.zeroconf else None
     if ready is not None:
         ready(port)
@@ -618,7 +619,7 @@ async def serve(args: argparse.Namespace, ready: Optional[Callable[[int], None]]
         await tcp._server.serve_forever()
     finally:
         if zc is not None:
-            zc.close()
+            await zc.async_close()
         await tcp.stop()
 
 
