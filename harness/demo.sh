@@ -55,6 +55,9 @@ cat >"$demo/model.yml" <<YML
 deepspeech_model_name: fixture_model
 deepspeech_model_version: "1"
 rhasspy_asr_mqtt_port: 18830  # the demo broker, apart from molecule's on the shared host network
+wyoming_asr_bind_address: 127.0.0.1  # the demo Pi shares the host's network: Wyoming on loopback only
+wyoming_asr_port: 10310
+wyoming_asr_zeroconf_address: 127.0.0.1
 voice_verify_max_rtf: 50.0  # qemu emulates the ARM CPU much slower than a real Pi; speed belongs in bench/
 artifact_stage_catalog_overrides:
   fixture_model:

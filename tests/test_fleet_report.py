@@ -48,6 +48,8 @@ def verify_row(**changes: Any) -> Dict[str, Any]:
              "inference_s": 0.8, "audio_s": 2.0},
             {"path": "mqtt", "transcript": "das ist ein test", "expected": "das ist ein test", "wer": 0.0, "rtf": 0.5,
              "inference_s": 1.0, "audio_s": 2.0},
+            {"path": "wyoming", "transcript": "das ist ein tst", "expected": "das ist ein test", "wer": 0.25, "rtf": 0.3,
+             "inference_s": 0.6, "audio_s": 2.0},
         ],
     }
     row.update(changes)
@@ -96,7 +98,7 @@ def test_format_age(seconds: Optional[float], text: str) -> None:
 def test_row_from_voice_verify() -> None:
     built = row("pi-1", verify_row(), {"changed": ["Copy the model.", "Restart Rhasspy."]})
     assert built["status"] == "ok" and built["reason"] is None and built["notes"] == []
-    assert built["rtf"] == 0.5 and built["wer"] == 0.0  # the slowest path counts
+    assert built["rtf"] == 0.5 and built["wer"] == 0.25  # the slowest and the worst path count (wyoming misheard)
     assert built["scorer_age_s"] == 7380
     assert built["changed"] == 2
     markdown = fr.render_markdown(fr.build_report([built], "site.yml", NOW))
@@ -104,7 +106,8 @@ def test_row_from_voice_verify() -> None:
     cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
     assert cells == ["pi-1", "ok", "Debian 12 (bookworm)", "armv7l (armhf)", "3.11.2", "tflite",
                      "fixture\\_model-1-ab12cd34ef56 (sha 0123456789ab)", "2 h 3 min",
-                     "cli: das ist ein test · mqtt: das ist ein test", "cli: 0.00 · mqtt: 0.00", "cli: 0.40 · mqtt: 0.50",
+                     "cli: das ist ein test · mqtt: das ist ein test · wyoming: das ist ein tst",
+                     "cli: 0.00 · mqtt: 0.00 · wyoming: 0.25", "cli: 0.40 · mqtt: 0.50 · wyoming: 0.30",
                      "2 [^c1]"]
     assert "[^c1]: pi-1: Copy the model.; Restart Rhasspy." in markdown
 
@@ -339,6 +342,7 @@ PLAYBOOK = """
             checks:
               - {path: cli, transcript: "{{ heard }}", expected: das ist ein test, wer: 0.0, rtf: "{{ rtf | float }}"}
               - {path: mqtt, transcript: "{{ heard }}", expected: das ist ein test, wer: 0.0, rtf: "{{ rtf | float / 2 }}"}
+              - {path: wyoming, transcript: "{{ heard }}", expected: das ist ein test, wer: 0.0, rtf: "{{ rtf | float / 4 }}"}
 
     - name: Gate on the real-time factor.
       ansible.builtin.assert:
@@ -440,12 +444,14 @@ def test_e2e_rows(fleet: Dict[str, Any]) -> None:
     rows = fleet["rows"]
     pi_a = rows["pi-a"]
     assert [(check["path"], check["transcript"], check["rtf"]) for check in pi_a["checks"]] == \
-        [("cli", 'das <ist> & "ein" test', 0.4), ("mqtt", 'das <ist> & "ein" test', 0.2)]
+        [("cli", 'das <ist> & "ein" test', 0.4), ("mqtt", 'das <ist> & "ein" test', 0.2),
+         ("wyoming", 'das <ist> & "ein" test', 0.1)]
     assert SCORER_AGE <= pi_a["scorer_age_s"] < SCORER_AGE + 300
     line = next(text for text in fleet["markdown"].splitlines() if text.startswith("| pi-a |"))
     for cell in ("Debian 12 (bookworm)", "armv7l (armhf)", "3.11.2", "tflite", "fixture\\_model-1-ab12cd34ef56 (sha 0123456789ab)",
-                 "1 d 1 h", "cli: das &lt;ist&gt; &amp; \"ein\" test · mqtt: das &lt;ist&gt; &amp; \"ein\" test",
-                 "cli: 0.40 · mqtt: 0.20"):
+                 "1 d 1 h", "cli: das &lt;ist&gt; &amp; \"ein\" test · mqtt: das &lt;ist&gt; &amp; \"ein\" test"
+                 " · wyoming: das &lt;ist&gt; &amp; \"ein\" test",
+                 "cli: 0.40 · mqtt: 0.20 · wyoming: 0.10"):
         assert "| {} |".format(cell) in line, (cell, line)
     # pi-early never reached the verification: what it runs comes from the gathered facts.
     early = rows["pi-early"]

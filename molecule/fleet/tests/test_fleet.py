@@ -145,7 +145,7 @@ def test_after_the_rollout_every_pi_verifies(fleet: Dict[str, Any]) -> None:
     assert set(rows) == set(fleet["hosts"])
     for pi, row in rows.items():
         assert row["status"] == "ok", row
-        assert [check["path"] for check in row["checks"]] == ["cli", "mqtt"], row
+        assert [check["path"] for check in row["checks"]] == ["cli", "mqtt", "wyoming"], row
         assert all(check["transcript"] == EXPECTED and check["wer"] == 0 for check in row["checks"]), row
         assert row["model_id"] == fleet["after"][pi]["model"] and len(row["model_sha256"]) == 64, row
         assert row["scorer_sha256"] == fleet["after"][pi]["scorer"], row
