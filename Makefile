@@ -4,12 +4,12 @@ VENV  := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_PIPELINING := 1
 
-.PHONY: setup demo demo-clean demo-ci emulated test lint syntax pytest molecule molecule-default molecule-armhf molecule-fleet molecule-pull bench-fleet docs
+.PHONY: setup demo demo-clean demo-ci emulated test lint syntax pytest molecule molecule-default molecule-armhf molecule-arm64 molecule-fleet molecule-pull bench-fleet docs
 
 setup:            ## host packages, docker engine, binfmt, controller venv, Pi images (idempotent)
 	bash harness/setup.sh
 
-demo: setup       ## converge one emulated armhf Pi with site.yml and say what was done
+demo: setup       ## converge one emulated 64-bit trixie Pi with site.yml and say what was done
 	bash harness/demo.sh
 
 demo-clean:       ## remove the demo Pi
@@ -55,6 +55,9 @@ molecule-armhf:
 
 molecule-fleet:   ## ten amd64 Pis + one armhf: rollout in batches with a damaged model on one Pi, the fleet report
 	molecule test -s fleet
+
+molecule-arm64:   ## one emulated trixie arm64 Pi (64-bit Raspberry Pi OS trixie): converge, idempotence, --check, verify (not in `test`: CI covers it through the demo)
+	molecule test -s arm64
 
 molecule-pull:    ## one amd64 Pi converges itself with ansible-pull from a local git repository
 	molecule test -s pull

@@ -7,14 +7,14 @@
 #
 # Knobs (environment):
 #   PI_VOICE_CACHE   cache outside the clone (images, venvs, downloads); default ~/.cache/pi-voice
-#   PI_VOICE_IMAGES  images to build (default "bookworm-amd64 bookworm-armhf bookworm-arm64"; also e.g. bullseye-armhf)
+#   PI_VOICE_IMAGES  images to build (default "bookworm-amd64 bookworm-armhf trixie-arm64"; also e.g. bullseye-armhf, bookworm-arm64)
 #   DEBIAN_MIRROR    Debian mirror for debootstrap; default: the first one in this machine's apt sources
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 cache=${PI_VOICE_CACHE:-$HOME/.cache/pi-voice}
-images=${PI_VOICE_IMAGES:-bookworm-amd64 bookworm-armhf bookworm-arm64}
+images=${PI_VOICE_IMAGES:-bookworm-amd64 bookworm-armhf trixie-arm64}
 mkdir -p "$cache"
 
 log() { printf '\033[1m[harness]\033[0m %s\n' "$*"; }
@@ -73,15 +73,79 @@ raise_inotify_limits() {
 register_binfmt() {
     local dir=/proc/sys/fs/binfmt_misc
     [ -e "$dir/register" ] || as_root mount -t binfmt_misc binfmt_misc "$dir"
-    for arch in arm aarch64; do
-        if [ -e "$dir/qemu-$arch" ]; then
-            continue
-        fi
-        local conf=/usr/lib/binfmt.d/qemu-$arch.conf
+    # 32-bit ARM: the host's qemu-user-static.
+    if [ ! -e "$dir/qemu-arm" ]; then
+        local conf=/usr/lib/binfmt.d/qemu-arm.conf
         [ -r "$conf" ] || die "$conf is missing: is qemu-user-static installed?"
-        log "registering qemu-$arch with binfmt_misc"
+        log "registering qemu-arm with binfmt_misc"
         as_root sh -c "cat '$conf' > '$dir/register'"
+    fi
+    register_qemu_aarch64
+}
+
+# 64-bit ARM needs a newer emulator than bookworm's qemu-user 7.2: trixie's systemd 257 cannot run
+# as PID 1 under it (every unit: "Failed to spawn executor"), and under trixie's qemu 10 no unit with
+# a mount namespace starts (PrivateTmp, ProtectSystem: "Failed to set up mount namespacing: Invalid
+# argument"). qemu-user 11 from trixie-backports runs both. It is fetched with apt from this
+# machine's own Debian mirror (signature-checked like any package), unpacked into the cache (the
+# host's packages stay as they are) and registered under a name of its own; the system's aarch64
+# entry is switched off so that which emulator runs never depends on registration order.
+QEMU_SUITE=trixie-backports
+QEMU_MIN_MAJOR=11
+register_qemu_aarch64() {
+    local dir=/proc/sys/fs/binfmt_misc name=pi-voice-aarch64 qemu
+    qemu=$(fetch_qemu)
+    if ! grep -qxF "interpreter $qemu" "$dir/$name" 2>/dev/null; then
+        [ -e "$dir/$name" ] && as_root sh -c "echo -1 > '$dir/$name'"
+        log "registering $qemu for aarch64 with binfmt_misc"
+        # The standard aarch64 ELF magic and mask; P: keep argv[0], O: open the binary for the
+        # emulator, C: credentials of the binary (setuid sudo inside the Pi), F: the emulator file
+        # is opened now, so it works inside containers that do not have it.
+        local magic='\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+        local mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+        as_root sh -c "printf '%s' ':$name:M::$magic:$mask:$qemu:POCF' > '$dir/register'"
+    fi
+    local other
+    for other in "$dir"/*; do
+        case "$(basename "$other")" in "$name"|register|status) continue ;; esac
+        if grep -q '^magic 7f454c460201010000000000000000000200b700' "$other" 2>/dev/null && grep -qx enabled "$other"; then
+            log "switching off the other aarch64 emulator $(basename "$other")"
+            as_root sh -c "echo 0 > '$other'"
+        fi
     done
+}
+
+# Prints the path of a cached qemu-aarch64 of at least QEMU_MIN_MAJOR, fetching it first if needed.
+fetch_qemu() {
+    local root=$cache/qemu found
+    found=$(ls -d "$root"/*/usr/bin/qemu-aarch64 2>/dev/null | sort -V | tail -n1 || true)
+    if [ -n "$found" ] && [ "$("$found" --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1)" -ge "$QEMU_MIN_MAJOR" ]; then
+        echo "$found"
+        return
+    fi
+    local mirror apt=$cache/apt-$QEMU_SUITE
+    mirror=${DEBIAN_MIRROR:-$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null \
+        | head -n1 | awk '{print $2}' || true)}
+    [ -n "$mirror" ] || die "no Debian mirror found in apt sources; set DEBIAN_MIRROR"
+    log "fetching qemu-user from $QEMU_SUITE (64-bit ARM emulation that runs trixie's systemd)" >&2
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/etc" "$apt/deb"
+    echo "deb $mirror $QEMU_SUITE main" >"$apt/etc/sources.list"
+    local opts=(-q -o "Dir::Etc::SourceList=$apt/etc/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+    as_root apt-get "${opts[@]}" update >/dev/null || die "apt could not read $QEMU_SUITE from $mirror"
+    rm -f "$apt"/deb/*.deb
+    (cd "$apt/deb" && as_root apt-get "${opts[@]}" download "qemu-user/$QEMU_SUITE" >/dev/null) \
+        || die "apt could not download qemu-user from $QEMU_SUITE ($mirror)"
+    local deb version
+    deb=$(ls "$apt"/deb/qemu-user_*.deb)
+    version=$(dpkg-deb -f "$deb" Version | tr ':~+' '___')
+    rm -rf "$root/$version.tmp" && mkdir -p "$root/$version.tmp"
+    dpkg-deb -x "$deb" "$root/$version.tmp"
+    rm -rf "${root:?}/$version" && mv "$root/$version.tmp" "$root/$version" && rm -f "$deb"
+    found=$root/$version/usr/bin/qemu-aarch64
+    [ "$("$found" --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1)" -ge "$QEMU_MIN_MAJOR" ] \
+        || die "$QEMU_SUITE's qemu-user is older than $QEMU_MIN_MAJOR: $("$found" --version | head -n1)"
+    echo "$found"
 }
 
 # Run pip, hiding the machine pip config's notes about find-links directories that do not exist.
