@@ -55,6 +55,7 @@ cat >"$demo/model.yml" <<YML
 deepspeech_model_name: fixture_model
 deepspeech_model_version: "1"
 rhasspy_asr_mqtt_port: 18830  # the demo broker, apart from molecule's on the shared host network
+rhasspy_asr_mqtt_systemd_credentials: false  # systemd in a container cannot hand the service a credential
 voice_verify_max_rtf: 50.0  # qemu emulates the ARM CPU much slower than a real Pi; speed belongs in bench/
 artifact_stage_catalog_overrides:
   fixture_model:
