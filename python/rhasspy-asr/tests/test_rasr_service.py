@@ -134,6 +134,8 @@ def test_startup_refusals_name_the_bad_value(asr_venv, broker, kenlm_bin, tmp_pa
          "is the base scorer --scorer %s: training would overwrite the base scorer" % setup.base),
         (["--model", str(setup.model), "--retrain-config", str(tmp_path / "none.json")],
          "--retrain-config %s does not exist" % (tmp_path / "none.json")),
+        (["--model", str(setup.model), "--profile-dir", str(setup.model)],
+         "--profile-dir %s is not a directory" % setup.model),
     ]
     bad_config = tmp_path / "bad.json"
     bad_config.write_text(json.dumps({"alphabet": str(setup.alphabet), "output_scorer": str(setup.generated),
