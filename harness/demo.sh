@@ -59,6 +59,7 @@ rhasspy_asr_mqtt_port: 18830  # the demo broker, apart from molecule's on the sh
 wyoming_asr_bind_address: 127.0.0.1  # the demo Pi shares the host's network: Wyoming on loopback only
 wyoming_asr_port: 10310
 wyoming_asr_zeroconf_address: 127.0.0.1
+rhasspy_asr_mqtt_systemd_credentials: false  # systemd in a container cannot hand the service a credential
 voice_verify_max_rtf: 50.0  # qemu emulates the ARM CPU much slower than a real Pi; speed belongs in bench/
 artifact_stage_catalog_overrides:
   fixture_model:

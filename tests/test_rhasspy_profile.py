@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -49,6 +49,7 @@ VARS = {
     "rhasspy_asr_graph": "tflite",
     "rhasspy_asr_site_id": "kitchen",
     "rhasspy_asr_mqtt_port": 18830,
+    "rhasspy_asr_mqtt_broker": "external",  # anonymous: no password file (test_role_gives_the_profile_its_password)
 }
 
 
@@ -106,6 +107,54 @@ def test_run_refuses_a_broken_profile_and_touches_nothing(tmp_path: Path, text: 
     assert path.read_text(encoding="utf-8") == text and sorted(os.listdir(str(tmp_path))) == ["profile.json"]
 
 
+def test_a_password_from_a_file_makes_the_profile_and_its_backups_private(tmp_path: Path) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(USER_PROFILE), encoding="utf-8")
+    os.chmod(str(path), 0o644)
+    for stamp in ("20200101T000000", "20210101T000000", "20220101T000000", "20230101T000000"):
+        old = tmp_path / ("profile.json.bak-" + stamp)
+        old.write_text('{"mqtt": {"password": "old-secret"}}', encoding="utf-8")
+        os.chmod(str(old), 0o644)
+    secret = tmp_path / "rhasspy.password"
+    secret.write_text("s3cr3t-from-file\n", encoding="utf-8")
+    result = profile_module.run(str(path), {"mqtt": {"enabled": True, "username": "rhasspy"}},
+                                mqtt_password_file=str(secret), keep_backups=3)
+    assert result["changed"] and "mqtt.password" in result["changed_keys"]
+    assert json.loads(path.read_text(encoding="utf-8"))["mqtt"]["password"] == "s3cr3t-from-file"
+    assert os.stat(str(path)).st_mode & 0o777 == 0o600
+    backups = sorted(tmp_path.glob("profile.json.bak-*"))
+    assert len(backups) == 3 and all(os.stat(str(b)).st_mode & 0o777 == 0o600 for b in backups)
+    assert not (tmp_path / "profile.json.bak-20200101T000000").exists()
+    # the diff never shows the password
+    assert "s3cr3t-from-file" not in json.dumps(result) and "********" in result["diff"]["after"]
+    again = profile_module.run(str(path), {"mqtt": {"enabled": True, "username": "rhasspy"}},
+                               mqtt_password_file=str(secret), keep_backups=3)
+    assert not again["changed"]
+
+
+def test_a_missing_password_file_is_named_and_nothing_changes(tmp_path: Path) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text("{}", encoding="utf-8")
+    with pytest.raises(profile_module.ProfileError, match="Cannot read the MQTT password file %s" % (tmp_path / "nope")):
+        profile_module.run(str(path), {"mqtt": {"enabled": True}}, mqtt_password_file=str(tmp_path / "nope"))
+    assert path.read_text(encoding="utf-8") == "{}" and sorted(os.listdir(str(tmp_path))) == ["profile.json"]
+
+
+def test_a_backup_is_not_written_through_a_planted_symlink(tmp_path: Path) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text("{}", encoding="utf-8")
+    victim = tmp_path / "victim"
+    victim.write_text("untouched", encoding="utf-8")
+    stamp = profile_module.time.strftime("%Y%m%dT%H%M%S")
+    link = tmp_path / ("profile.json.bak-" + stamp)
+    link.symlink_to(victim)
+    try:
+        profile_module.run(str(path), {"mqtt": {"enabled": True}})
+    except OSError:
+        pass  # refused (ELOOP), or the second changed meanwhile and the backup got a new name
+    assert victim.read_text(encoding="utf-8") == "untouched"
+
+
 # --- the role's tasks ---------------------------------------------------------------------------
 
 def _ansible_playbook() -> str:
@@ -115,13 +164,15 @@ def _ansible_playbook() -> str:
     return found
 
 
-def _run_role(tmp_path: Path, profile: Path, check: bool = False) -> subprocess.CompletedProcess:
+def _run_role(tmp_path: Path, profile: Path, check: bool = False, extra: Optional[Dict[str, Any]] = None,
+              diff: bool = False) -> subprocess.CompletedProcess:
     playbook = tmp_path / "play.yml"
     playbook.write_text(PLAYBOOK, encoding="utf-8")
-    extra = dict(VARS, rhasspy_asr_profile=str(profile), ansible_python_interpreter=sys.executable)
+    variables = dict(VARS, rhasspy_asr_profile=str(profile), ansible_python_interpreter=sys.executable, **(extra or {}))
     env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
                ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
-    argv = [_ansible_playbook(), "-i", "localhost,", str(playbook), "-e", json.dumps(extra)] + (["--check"] if check else [])
+    argv = ([_ansible_playbook(), "-i", "localhost,", str(playbook), "-e", json.dumps(variables)]
+            + (["--check"] if check else []) + (["--diff", "-v"] if diff else []))
     return subprocess.run(argv, cwd=str(REPO), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=300)
 
@@ -150,6 +201,24 @@ def test_role_keeps_the_users_keys(tmp_path: Path) -> None:
     # Again, and in check mode: nothing changes.
     assert _stats(_run_role(tmp_path, profile))["changed"] == 0
     assert _stats(_run_role(tmp_path, profile, check=True))["changed"] == 0
+
+
+def test_role_gives_the_profile_its_password_and_hides_it_in_the_diff(tmp_path: Path) -> None:
+    profile = tmp_path / "profiles" / "de" / "profile.json"
+    profile.parent.mkdir(parents=True)
+    profile.write_text(json.dumps(USER_PROFILE, indent=2), encoding="utf-8")
+    os.chmod(str(profile), 0o644)
+    secrets_dir = tmp_path / "mqtt"
+    secrets_dir.mkdir(mode=0o700)
+    (secrets_dir / "rhasspy.password").write_text("pw-in-a-file-only\n", encoding="utf-8")
+    extra = {"rhasspy_asr_mqtt_broker": "local", "rhasspy_asr_mqtt_secret_dir": str(secrets_dir)}
+    result = _run_role(tmp_path, profile, extra=extra, diff=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    merged = json.loads(profile.read_text(encoding="utf-8"))
+    assert merged["mqtt"]["username"] == "rhasspy" and merged["mqtt"]["password"] == "pw-in-a-file-only"
+    assert os.stat(str(profile)).st_mode & 0o777 == 0o600
+    assert "pw-in-a-file-only" not in result.stdout + result.stderr
+    assert "********" in result.stdout  # the diff was shown, redacted
 
 
 def test_role_stops_on_invalid_json_and_touches_nothing(tmp_path: Path) -> None:

@@ -67,12 +67,14 @@ def _json_report(stdout: str) -> Dict[str, Any]:
     return report
 
 
-def test_check_mode_on_the_converged_pi_reports_no_changes() -> None:
-    """`ansible-playbook --check` against the converged Pi must neither fail nor predict a change."""
+def test_check_mode_on_the_converged_pi_reports_no_changes(host: Any) -> None:
+    """`ansible-playbook --check --diff -v` against the converged Pi must neither fail nor predict a change,
+    nor print an MQTT password."""
     scenario_dir = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    secrets = [line for line in host.run("cat /etc/voice-appliance/mqtt/*.password 2>/dev/null").stdout.splitlines() if line]
     run = subprocess.run(
-        ["ansible-playbook", "--check", "--diff", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+        ["ansible-playbook", "--check", "--diff", "-v", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
          str(scenario_dir.parent / "resources" / "converge.yml")],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False, timeout=1800,
     )
@@ -85,6 +87,8 @@ def test_check_mode_on_the_converged_pi_reports_no_changes() -> None:
     assert run.returncode == 0, run.stderr[-2000:] + json.dumps(report["stats"])
     assert report["stats"], "check mode ran on no host"
     assert all(s["changed"] == 0 and s["failures"] == 0 for s in report["stats"].values()), changed
+    leaked = [i for i, secret in enumerate(secrets) if secret in run.stdout or secret in run.stderr]
+    assert not leaked, "the --check --diff -v run printed MQTT password(s) number {}".format(leaked)
 
 
 VENV = "/opt/voice-appliance/venv"

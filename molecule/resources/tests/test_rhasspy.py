@@ -153,7 +153,7 @@ def test_training_message_rebuilds_the_scorer(host: Any, work: str) -> None:
     # A word never trained before, so the generated scorer must change (voice-retrain skips identical ones).
     word = "wort" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(6))
     ini = "[Test]\ndas ist ein test\n\n[Neu]\nsage {}\n".format(word)
-    graph = work + "/intent_graph.pickle.gz"
+    graph = os.path.dirname(PROFILE) + "/intent_graph.pickle.gz"  # only a graph inside the profile is read
     host.run_test("{}/bin/python -c {} {} {} && chmod 0644 {}".format(VENV, _quote(GRAPH), _quote(ini), graph, graph))
     before = host.check_output("sha256sum " + SCORER).split()[0]
     base_scorer = host.check_output("ls /opt/voice-appliance/models/current/")
@@ -225,6 +225,142 @@ def test_an_edit_of_the_sentences_reaches_the_running_service(host: Any, work: s
     assert host.check_output("systemctl show -p MainPID --value " + SERVICE) == main_pid, "reloaded, not restarted"
     heard = _heard(host, work + "/" + wav)
     assert heard == expected, (heard_before, heard, log)
+
+
+EVIL = r'''
+import gzip, os, pickle, sys
+class Evil(object):
+    def __reduce__(self):
+        return (os.system, ("touch " + sys.argv[2],))
+with gzip.open(sys.argv[1], "wb") as out:
+    pickle.dump(Evil(), out)
+'''
+
+
+def test_a_training_request_naming_a_crafted_pickle_is_refused(host: Any, work: str) -> None:
+    """A graph outside the profile, and a pickle that would run code inside it: refused, nothing runs."""
+    site = _fact(host)["site_id"]
+    marker = "/var/lib/voice-appliance/PWNED"  # writable by the service: the attack would succeed if it ran
+    outside = work + "/evil.pickle.gz"
+    inside = os.path.dirname(PROFILE) + "/evil.pickle.gz"
+    for path in (outside, inside):
+        host.run_test("{}/bin/python -c {} {} {} && chmod 0644 {}".format(VENV, _quote(EVIL), path, marker, path))
+    try:
+        for path, message in ((outside, "is outside the Rhasspy profile directory"),
+                              (inside, "refers to posix.system")):
+            train_id = "attack-" + secrets.token_hex(4)
+            messages = _mqtt(host, [["rhasspy/asr/{}/train".format(site),
+                                     {"id": train_id, "graph_path": path, "graph_format": "pickle-gzip"}]],
+                             ["rhasspy/asr/{}/trainSuccess".format(site), "hermes/error/asr"], "sessionId", train_id)
+            errors = [m["payload"]["error"] for m in messages
+                      if m["topic"] == "hermes/error/asr" and m["payload"].get("sessionId") == train_id]
+            assert errors and "training request refused" in errors[0] and message in errors[0], messages
+            assert not host.file(marker).exists, "the crafted pickle ran"
+        journal = host.check_output("journalctl -u {} -n 200 --no-pager -o cat".format(SERVICE))
+        assert "training request refused: graph_path {}".format(outside) in journal
+    finally:
+        host.run("rm -f {} {} {}".format(outside, inside, marker))
+
+
+def _secrets(host: Any) -> Dict[str, str]:
+    """Each MQTT account's password (read as root on the Pi)."""
+    out = host.check_output("for f in /etc/voice-appliance/mqtt/*.password; do echo \"$(basename $f .password) $(head -n1 $f)\"; done")
+    return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+
+
+def _local(host: Any) -> bool:
+    return _fact(host)["mqtt_broker"] == "local"
+
+
+def test_mqtt_passwords_are_kept_private(host: Any) -> None:
+    if not _local(host):
+        pytest.skip("an external broker: the user's credentials (none in this scenario)")
+    credentials = "LoadCredential=" in host.file("/etc/systemd/system/" + SERVICE).content_string
+    secret_dir = host.file("/etc/voice-appliance/mqtt")
+    assert secret_dir.user == "root" and secret_dir.mode == (0o700 if credentials else 0o711)
+    accounts = _secrets(host)
+    assert sorted(accounts) == ["rhasspy", "rhasspy-asr", "voice-verify"]
+    assert all(len(password) >= 32 for password in accounts.values())
+    for name in accounts:
+        f = host.file("/etc/voice-appliance/mqtt/{}.password".format(name))
+        readable_by_service = name == "rhasspy-asr" and not credentials
+        assert f.user == "root" and (f.group, f.mode) == (("voice", 0o640) if readable_by_service else ("root", 0o600)), name
+    passwd = host.file("/etc/mosquitto/voice-appliance.passwd")
+    assert (passwd.user, passwd.group, passwd.mode) == ("root", "mosquitto", 0o640)
+    assert not any(password in passwd.content_string for password in accounts.values())
+    assert "$7$" in passwd.content_string
+    profile = host.file(PROFILE)
+    assert profile.mode & 0o077 == 0, oct(profile.mode)
+    backups = host.run("ls {}.bak-* 2>/dev/null".format(PROFILE)).stdout.split()
+    assert len(backups) <= 3 and all(host.file(b).mode & 0o077 == 0 for b in backups), backups
+    # No file any other user may read holds a password (the service's own file: root and group voice only).
+    found = host.run("find /etc /home /var/lib/voice-appliance /opt/voice-appliance /run /tmp -xdev -type f -perm -o=r "
+                     "-size -2M -print0 2>/dev/null | xargs -0 -r grep -l -F -e {} 2>/dev/null".format(
+                         " -e ".join(_quote(p) for p in accounts.values()))).stdout.split()
+    assert not found, found
+
+
+def test_no_password_on_any_command_line(host: Any) -> None:
+    accounts = _secrets(host) if _local(host) else {}
+    if not accounts:
+        pytest.skip("no MQTT password on this Pi")
+    assert "--password " not in host.check_output("systemctl show -p ExecStart --value " + SERVICE)
+    cmdlines = host.check_output("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '; ps -eo args")
+    assert "rhasspy-asr-deepspeech-hermes" in cmdlines
+    assert not [name for name, password in accounts.items() if password in cmdlines]
+
+
+ACL_CLIENT = r'''
+import json, sys, threading, time
+import paho.mqtt.client as mqtt
+
+args = json.loads(sys.argv[1])
+
+def client(user=None, password=None):
+    c = mqtt.Client()
+    result = {}
+    done = threading.Event()
+    def on_connect(c, userdata, flags, rc):
+        result["rc"] = rc
+        done.set()
+    c.on_connect = on_connect
+    if user:
+        c.username_pw_set(user, password)
+    c.connect(args["host"], args["port"])
+    c.loop_start()
+    done.wait(10)
+    return c, result.get("rc")
+
+out = {}
+anonymous, out["anonymous_rc"] = client()
+anonymous.loop_stop()
+seen = []
+core, out["core_rc"] = client("rhasspy", args["core"])
+core.on_message = lambda c, u, m: seen.append(m.topic)
+core.subscribe([("hermes/#", 0), ("rhasspy/#", 0)])
+time.sleep(1)
+asr, out["asr_rc"] = client("rhasspy-asr", args["asr"])
+for topic in args["topics"]:
+    asr.publish(topic, "{}").wait_for_publish()
+time.sleep(2)
+out["seen"] = seen
+print(json.dumps(out))
+'''
+
+
+def test_the_broker_refuses_anonymous_clients_and_confines_the_asr_account(host: Any) -> None:
+    if not _local(host):
+        pytest.skip("an external broker")
+    fact, accounts = _fact(host), _secrets(host)
+    topics = ["hermes/tts/say", "hermes/intent/SwitchOn", "rhasspy/asr/{}/train".format(fact["site_id"]),
+              "hermes/asr/startListening", "hermes/error/asr"]
+    args = {"host": fact["mqtt_host"], "port": fact["mqtt_port"], "core": accounts["rhasspy"],
+            "asr": accounts["rhasspy-asr"], "topics": topics}
+    result = json.loads(host.check_output("{}/bin/python -c {} {}".format(VENV, _quote(ACL_CLIENT), _quote(json.dumps(args))))
+                        .splitlines()[-1])
+    assert result["core_rc"] == 0 and result["asr_rc"] == 0, result
+    assert result["anonymous_rc"] == 5, "an anonymous client was let in: {}".format(result)  # not authorised
+    assert result["seen"] == ["hermes/error/asr"], "the ASR account published outside its topics: {}".format(result)
 
 
 def test_profile_points_rhasspy_at_the_service(host: Any) -> None:

@@ -196,10 +196,23 @@ def _wait_port(port: int, timeout: float, proc: "subprocess.Popen[bytes]", what:
     raise AssertionError("%s does not listen on 127.0.0.1:%d after %s s" % (what, port, timeout))
 
 
-class Broker(object):
-    """A private Mosquitto on a free loopback port (anonymous, no persistence)."""
+def mqtt_accounts() -> ModuleType:
+    """The rhasspy_asr role's mqtt_accounts module (Mosquitto's password hashes)."""
+    name = "rhasspy_asr_mqtt_accounts"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, str(REPO / "roles" / "rhasspy_asr" / "library" / "mqtt_accounts.py"))
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        sys.modules[name] = module
+    return sys.modules[name]
 
-    def __init__(self, directory: Path) -> None:
+
+class Broker(object):
+    """A private Mosquitto on a free loopback port (no persistence); anonymous, or with ``users``
+    ({name: password}) only those accounts may connect."""
+
+    def __init__(self, directory: Path, users: Optional[Dict[str, str]] = None) -> None:
         binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
         if not binary:
             raise AssertionError("mosquitto is not installed: apt-get install mosquitto "
@@ -212,6 +225,13 @@ class Broker(object):
         self.config.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
                                "log_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n"
                                "log_type subscribe\n" % self.port, encoding="utf-8")
+        if users:
+            passwd = directory / "mosquitto.passwd"
+            hashes = mqtt_accounts()
+            passwd.write_text("".join("%s:%s\n" % (name, hashes.hash_password(pw)) for name, pw in users.items()),
+                              encoding="utf-8")
+            text = self.config.read_text(encoding="utf-8").replace("allow_anonymous true", "allow_anonymous false")
+            self.config.write_text(text + "password_file %s\nuser root\n" % passwd, encoding="utf-8")
         self.log_path = directory / "mosquitto.log"
         self.proc: Optional["subprocess.Popen[bytes]"] = None
 
@@ -322,7 +342,8 @@ class Service(object):
 class Hermes(object):
     """A paho-mqtt client (1.x or 2.x API) recording every message under the given topics."""
 
-    def __init__(self, port: int, topics: Sequence[str] = ("hermes/#", "rhasspy/#")) -> None:
+    def __init__(self, port: int, topics: Sequence[str] = ("hermes/#", "rhasspy/#"),
+                 username: Optional[str] = None, password: Optional[str] = None) -> None:
         import paho.mqtt.client as mqtt
 
         if hasattr(mqtt, "CallbackAPIVersion"):
@@ -334,6 +355,8 @@ class Hermes(object):
         subscribed = threading.Event()
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *args: subscribed.set()
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         self.client.subscribe([(topic, 0) for topic in topics])

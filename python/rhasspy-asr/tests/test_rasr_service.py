@@ -6,8 +6,10 @@ training."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -87,7 +89,9 @@ class Setup(object):
         return out
 
     def args(self, *extra: str) -> List[str]:
-        return ["--model", str(self.model), "--scorer", str(self.base), "--retrain-config", str(self.config)] + list(extra)
+        # The graphs are written to tmp: the profile directory training requests may read from
+        return ["--model", str(self.model), "--scorer", str(self.base), "--retrain-config", str(self.config),
+                "--profile-dir", str(self.tmp)] + list(extra)
 
     def words(self, scorer: Path) -> List[str]:
         return json.loads(self.venv.run(SCORER_WORDS, str(scorer), str(self.alphabet)).stdout)
@@ -101,11 +105,12 @@ def service(venv: support.Venv, broker: support.Broker, args: List[str]) -> supp
     return support.Service(venv, broker, args, env=SERVICE_ENV)
 
 
-def train(hermes: support.Hermes, graph: Path, train_id: str, timeout: float = 120) -> Dict[str, Any]:
+def train(hermes: support.Hermes, graph: Path, train_id: str, timeout: float = 120,
+          graph_format: str = "pickle-gzip") -> Dict[str, Any]:
     """Publish rhasspy/asr/<site>/train; return trainSuccess's or the error's payload (+ topic)."""
     since = hermes.mark()
     hermes.publish("rhasspy/asr/%s/train" % SITE, {"id": train_id, "graph_path": str(graph),
-                                                  "graph_format": "pickle-gzip"})
+                                                  "graph_format": graph_format})
     topic, payload = hermes.wait_for(
         lambda t, p: (t == "rhasspy/asr/%s/trainSuccess" % SITE and p.get("id") == train_id)
         or (t == "hermes/error/asr" and p.get("sessionId") == train_id),
@@ -129,6 +134,8 @@ def test_startup_refusals_name_the_bad_value(asr_venv, broker, kenlm_bin, tmp_pa
          "is the base scorer --scorer %s: training would overwrite the base scorer" % setup.base),
         (["--model", str(setup.model), "--retrain-config", str(tmp_path / "none.json")],
          "--retrain-config %s does not exist" % (tmp_path / "none.json")),
+        (["--model", str(setup.model), "--profile-dir", str(setup.model)],
+         "--profile-dir %s is not a directory" % setup.model),
     ]
     bad_config = tmp_path / "bad.json"
     bad_config.write_text(json.dumps({"alphabet": str(setup.alphabet), "output_scorer": str(setup.generated),
@@ -240,6 +247,136 @@ def test_training_writes_the_generated_scorer_beside_the_base(asr_venv, broker, 
     finally:
         hermes.close()
         svc.stop()
+
+
+# --- training requests are attacker input ---------------------------------------------------------
+
+EVIL = """
+import gzip, os, pickle, sys
+class Evil(object):
+    def __reduce__(self):
+        return (os.system, ("touch " + sys.argv[2],))
+with gzip.open(sys.argv[1], "wb") as out:
+    pickle.dump(Evil(), out)
+"""
+
+GRAPH_AS_JSON = """
+import gzip, json, pickle, sys
+import rhasspynlu
+with gzip.open(sys.argv[1], "rb") as handle:
+    graph = pickle.load(handle)
+with gzip.open(sys.argv[2], "wt", encoding="utf-8") as out:
+    json.dump(rhasspynlu.graph_to_json(graph), out)
+"""
+
+
+def test_a_training_request_cannot_run_code_or_read_outside_the_profile(asr_venv, broker, kenlm_bin, tmp_path) -> None:
+    setup = Setup(tmp_path, asr_venv, kenlm_bin)
+    profile = tmp_path / "profile"
+    outside = tmp_path / "outside"
+    profile.mkdir()
+    outside.mkdir()
+    marker = tmp_path / "PWNED"
+    evil_outside = outside / "intent_graph.pickle.gz"
+    asr_venv.run(EVIL, str(evil_outside), str(marker))
+    evil_inside = profile / "evil.pickle.gz"
+    asr_venv.run(EVIL, str(evil_inside), str(marker))
+    assert not marker.exists()
+    (profile / "linked.pickle.gz").symlink_to(evil_outside)
+    good = setup.graph(SENTENCES)
+    shared = profile / "world-writable.pickle.gz"
+    shutil.copy(str(good), str(shared))
+    shared.chmod(0o666)
+    foreign = profile / "foreign.pickle.gz"
+    shutil.copy(str(good), str(foreign))
+    os.chown(str(foreign), 65534, 65534)
+    as_json = profile / "intent_graph.json.gz"
+    asr_venv.run(GRAPH_AS_JSON, str(good), str(as_json))
+
+    args = ["--model", str(setup.model), "--scorer", str(setup.base), "--retrain-config", str(setup.config),
+            "--profile-dir", str(profile)]
+    svc = service(asr_venv, broker, args).start()
+    hermes = support.Hermes(broker.port)
+    cases = [
+        (evil_outside, "pickle-gzip", "is outside the Rhasspy profile directory %s" % profile),
+        (profile / ".." / "outside" / "intent_graph.pickle.gz", "pickle-gzip", "is outside the Rhasspy profile directory"),
+        (profile / "linked.pickle.gz", "pickle-gzip", "(resolved: %s) is outside" % evil_outside),
+        (evil_inside, "pickle-gzip", "refers to posix.system, which an intent graph never holds"),
+        (shared, "pickle-gzip", "is writable by every user (mode 666): chmod o-w %s" % shared),
+        (foreign, "pickle-gzip", "is owned by uid 65534"),
+        (good, "python", "graph_format 'python' is not supported"),
+    ]
+    try:
+        for index, (graph, graph_format, message) in enumerate(cases):
+            result = train(hermes, graph, "attack-%d" % index, graph_format=graph_format)
+            assert result["topic"] == "hermes/error/asr", (graph, result)
+            assert "training request refused" in result["error"] and message in result["error"], (graph, result)
+        assert not marker.exists(), "the crafted pickle ran"
+        assert not setup.generated.exists() and support.sha256(setup.base) == setup.base_sha
+        # the journal says so too
+        assert "training request refused: graph_path %s" % evil_outside in svc.log(10000), svc.log()
+        # a real graph inside the profile, as gzip JSON (no unpickling at all), still trains
+        result = train(hermes, as_json, "json-graph", graph_format="json-gzip")
+        assert result["topic"].endswith("/trainSuccess"), (result, svc.log())
+        assert set(setup.words(setup.generated)) == SENTENCE_WORDS
+    finally:
+        hermes.close()
+        svc.stop()
+    assert not marker.exists()
+
+
+def test_the_password_comes_from_a_file_or_credential_never_the_command_line(asr_venv, tmp_path) -> None:
+    password = "pw-" + os.urandom(12).hex()
+    broker = support.Broker(tmp_path, users={"rhasspy-asr": password, "voice-verify": password + "-v"}).start()
+    model = tmp_path / "output_graph.tflite"
+    model.write_bytes(b"not a model")
+    secret = tmp_path / "rhasspy-asr.password"
+    secret.write_text(password + "\n", encoding="utf-8")
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "mqtt-password").write_text(password + "\n", encoding="utf-8")
+    base = ["--model", str(model), "--no-overwrite-train", "--username", "rhasspy-asr"]
+    try:
+        for extra, env in ((["--password-file", str(secret)], {}),
+                           (["--password-credential", "mqtt-password"], {"CREDENTIALS_DIRECTORY": str(credentials)})):
+            svc = support.Service(asr_venv, broker, base + extra, env=dict(SERVICE_ENV, **env)).start()
+            try:
+                assert svc.proc is not None
+                cmdline = Path("/proc/%d/cmdline" % svc.proc.pid).read_bytes()
+                assert password.encode() not in cmdline and password.encode() not in Path(
+                    "/proc/%d/environ" % svc.proc.pid).read_bytes()
+                # the health check logs in with its own password file
+                wav = support.write_silence(tmp_path / "silence.wav", 0.5)
+                verify_secret = tmp_path / "voice-verify.password"
+                verify_secret.write_text(password + "-v\n", encoding="utf-8")
+                done = subprocess.run([asr_venv.script("voice-hermes-check"), "--port", str(broker.port), "--site-id", SITE,
+                                       "--wav", str(wav), "--username", "voice-verify", "--password-file", str(verify_secret),
+                                       "--timeout", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      universal_newlines=True, timeout=120)
+                assert done.returncode == 2 and "the ASR service reported an error" in done.stderr, done.stderr
+            finally:
+                svc.stop()
+            assert password not in svc.log()
+
+        refusals = [
+            (["--password-credential", "mqtt-password"], {}, "$CREDENTIALS_DIRECTORY is not set"),
+            (["--password-file", str(tmp_path / "nope")], {}, "cannot read the MQTT password file %s" % (tmp_path / "nope")),
+            (["--password-file", str(secret), "--password", "x"], {}, "give the MQTT password once"),
+        ]
+        for extra, env, message in refusals:
+            code, output = support.Service(asr_venv, broker, base + extra, env=dict(SERVICE_ENV, **env)).run_to_exit()
+            assert code == 2 and message in output, (extra, code, output)
+        code, output = support.Service(asr_venv, broker, ["--model", str(model), "--password-file", str(secret)],
+                                       env=SERVICE_ENV).run_to_exit()
+        assert code == 2 and "needs --username" in output, output
+        # a missing password file of the health check is named (exit 64), nothing is sent
+        done = subprocess.run([asr_venv.script("voice-hermes-check"), "--port", str(broker.port), "--site-id", SITE,
+                               "--wav", str(tmp_path / "silence.wav"), "--username", "voice-verify",
+                               "--password-file", str(tmp_path / "missing.password")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+        assert done.returncode == 64 and "cannot read the MQTT password file %s" % (tmp_path / "missing.password") in done.stderr
+    finally:
+        broker.stop()
 
 
 # --- with the fixture model: transcription before and after training -------------------------------

@@ -8,7 +8,8 @@ hermes/error/asr) for this session. Prints one JSON object:
 to textCaptured), "audio_s", "rtf", "session_id"}.
 
 Needs paho-mqtt (in the ASR virtualenv as a dependency of rhasspy-hermes); 1.x and 2.x both work.
-The password is read from the environment variable named by --password-env, never from argv.
+The password is read from a file (--password-file, e.g. the root-only account file the rhasspy_asr
+role keeps) or from the environment variable named by --password-env, never from argv.
 """
 from __future__ import annotations
 
@@ -137,6 +138,20 @@ def check(host: str, port: int, site_id: str, wav: str, timeout: float, frames: 
             "session_id": session, "site_id": site_id}
 
 
+def read_password_file(path: str) -> str:
+    """The first line of a password file (CheckError naming the file otherwise)."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CheckError("cannot read the MQTT password file {}: {} (run as root, or check "
+                         "rhasspy_asr_mqtt_secret_dir)".format(path, error), EXIT_USAGE)
+    if not lines or not lines[0]:
+        raise CheckError("the MQTT password file {} is empty: its first line must be the password".format(path),
+                         EXIT_USAGE)
+    return lines[0]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="voice-hermes-check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--wav", required=True, help="the recording (16 kHz mono 16-bit)")
@@ -146,12 +161,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--username", default="")
     parser.add_argument("--password-env", default="VOICE_HERMES_PASSWORD",
                         help="environment variable holding the MQTT password (default %(default)s)")
+    parser.add_argument("--password-file", default="",
+                        help="file whose first line is the MQTT password (instead of --password-env)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the transcript")
     parser.add_argument("--frames", type=int, default=2048, help="samples per audioFrame message")
     args = parser.parse_args(argv)
     try:
+        password = os.environ.get(args.password_env) if args.username else None
+        if args.password_file:
+            password = read_password_file(args.password_file)
         result = check(args.host, args.port, args.site_id, args.wav, args.timeout, args.frames,
-                       args.username or None, os.environ.get(args.password_env) if args.username else None)
+                       args.username or None, password)
     except CheckError as error:
         print("voice-hermes-check: " + str(error), file=sys.stderr)
         return error.code

@@ -41,6 +41,17 @@ options:
     description: Mode of a newly created profile (an existing one keeps its mode and owner).
     type: raw
     default: "0644"
+  mqtt_password_file:
+    description:
+      - A root-only file on the host whose first line is the MQTT password Rhasspy uses (C(mqtt.password)).
+        The password never passes through the controller, and the task's diff shows it as C(********).
+      - A profile holding an MQTT password is made readable by its owner only (mode 0600), and so are its
+        backups.
+    type: path
+  keep_backups:
+    description: How many C(PATH.bak-*) backups to keep (the oldest are removed); 0 keeps all.
+    type: int
+    default: 3
 author: voice appliance team
 """
 
@@ -114,18 +125,26 @@ def render(data: Dict[str, Any]) -> str:
     return text
 
 
-def write_profile(path: str, text: str, backup: bool, mode: int, previous: Optional[str]) -> Optional[str]:
-    """Write ``text`` atomically (same owner and mode as the old file); return the backup's path."""
+def write_profile(path: str, text: str, backup: bool, mode: int, previous: Optional[str],
+                  private: bool = False) -> Optional[str]:
+    """Write ``text`` atomically (same owner and mode as the old file, owner-only if ``private``);
+    return the backup's path."""
     directory = os.path.dirname(os.path.abspath(path))
     backup_file = None
     stat = os.stat(path) if previous is not None else None
     if backup and previous is not None:
         backup_file = "%s.bak-%s" % (path, time.strftime("%Y%m%dT%H%M%S"))
-        with open(backup_file, "w", encoding="utf-8") as handle:
+        # Not through a symlink (the directory belongs to the profile's user); owner-only until chmod
+        fd = os.open(backup_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
             handle.write(previous)
-        os.chmod(backup_file, stat.st_mode & 0o777 if stat else mode)
-        if stat is not None:
-            _chown(backup_file, stat.st_uid, stat.st_gid)
+            os.fchmod(handle.fileno(), PRIVATE_MODE if private or stat is None else stat.st_mode & 0o777)
+            if stat is not None:
+                try:
+                    os.fchown(handle.fileno(), stat.st_uid, stat.st_gid)
+                except PermissionError:
+                    pass  # not root: the file keeps the writer's owner
     handle_fd, temp = tempfile.mkstemp(prefix=".profile-", suffix=".json", dir=directory)
     try:
         with os.fdopen(handle_fd, "w", encoding="utf-8") as handle:
@@ -133,7 +152,7 @@ def write_profile(path: str, text: str, backup: bool, mode: int, previous: Optio
             handle.flush()
             os.fsync(handle.fileno())
         if stat is not None:
-            os.chmod(temp, stat.st_mode & 0o7777)
+            os.chmod(temp, PRIVATE_MODE if private else stat.st_mode & 0o7777)
             _chown(temp, stat.st_uid, stat.st_gid)
         else:
             os.chmod(temp, mode)
@@ -154,23 +173,96 @@ def _chown(path: str, uid: int, gid: int) -> None:
         pass  # not root: the file keeps the writer's owner
 
 
+REDACTED = "********"
+PRIVATE_MODE = 0o600
+
+
+def read_password_file(path: str) -> str:
+    """The first line of a password file (ProfileError naming the file otherwise)."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError("Cannot read the MQTT password file %s (%s): run the rhasspy_asr role's broker "
+                           "setup first, or drop mqtt_password_file." % (path, exc))
+    if not lines or not lines[0]:
+        raise ProfileError("The MQTT password file %s is empty: write the password on its first line." % path)
+    return lines[0]
+
+
+def redact(text: str) -> str:
+    """A profile's text with the MQTT password replaced by ********, for diffs and messages."""
+    if not text.strip():
+        return text
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return "(not JSON: not shown, it may hold a password)\n"
+    if isinstance(data, dict) and isinstance(data.get("mqtt"), dict) and data["mqtt"].get("password"):
+        data = copy.deepcopy(data)
+        data["mqtt"]["password"] = REDACTED
+        return json.dumps(data, indent=4, ensure_ascii=False) + "\n"
+    return text
+
+
+def holds_password(data: Dict[str, Any]) -> bool:
+    return isinstance(data.get("mqtt"), dict) and bool(data["mqtt"].get("password"))
+
+
+def protect_backups(path: str, keep: int, check: bool) -> List[str]:
+    """Make every backup owner-only; remove all but the newest ``keep`` (0 keeps all). Changed paths."""
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = os.path.basename(path) + ".bak-"
+    backups = sorted(name for name in os.listdir(directory) if name.startswith(prefix)) if os.path.isdir(directory) else []
+    touched: List[str] = []
+    for index, name in enumerate(backups):
+        full = os.path.join(directory, name)
+        if not os.path.isfile(full) or os.path.islink(full):
+            continue
+        if keep and index < len(backups) - keep:
+            touched.append(full)
+            if not check:
+                os.unlink(full)
+        elif os.stat(full).st_mode & 0o077:
+            touched.append(full)
+            if not check:
+                os.chmod(full, PRIVATE_MODE)
+    return touched
+
+
 def run(path: str, settings: Dict[str, Any], backup: bool = True, mode: int = 0o644,
-        check: bool = False) -> Dict[str, Any]:
+        check: bool = False, mqtt_password_file: Optional[str] = None, keep_backups: int = 3) -> Dict[str, Any]:
     """Merge ``settings`` into the profile at ``path``; the result as the module returns it."""
+    if mqtt_password_file:
+        settings = copy.deepcopy(settings)
+        settings.setdefault("mqtt", {})["password"] = read_password_file(mqtt_password_file)
     profile, previous = load_profile(path)
     merged, changed_keys = merge(profile, settings, path)
     text = render(merged)
     changed = previous is None or merged != profile
-    result: Dict[str, Any] = {"changed": changed, "changed_keys": changed_keys, "path": path,
-                              "diff": {"before": previous or "", "after": text if changed else (previous or ""),
+    private = holds_password(merged) or holds_password(profile)
+    if private:
+        mode = PRIVATE_MODE
+    mode_changed = False
+    if previous is not None and private and os.stat(path).st_mode & 0o077:
+        mode_changed = True
+        if not check and not changed:
+            os.chmod(path, PRIVATE_MODE)
+    result: Dict[str, Any] = {"changed": changed or mode_changed, "changed_keys": changed_keys, "path": path,
+                              "diff": {"before": redact(previous or ""),
+                                       "after": redact(text if changed else (previous or "")),
                                        "before_header": path, "after_header": path}}
     if changed and not check:
         if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise ProfileError("The directory of the Rhasspy profile %s does not exist: create it (or set the "
                                "profile path to the profile Rhasspy uses)." % path)
-        backup_file = write_profile(path, text, backup, mode, previous)
+        backup_file = write_profile(path, text, backup, mode, previous, private)
         if backup_file:
             result["backup_file"] = backup_file
+    pruned = protect_backups(path, keep_backups, check)
+    if pruned:
+        result["changed"] = True
+        result["backups_protected"] = pruned
     return result
 
 
@@ -183,6 +275,8 @@ def main() -> None:
             "settings": {"type": "dict", "required": True},
             "backup": {"type": "bool", "default": True},
             "mode": {"type": "raw", "default": "0644"},
+            "mqtt_password_file": {"type": "path"},
+            "keep_backups": {"type": "int", "default": 3},
         },
         supports_check_mode=True,
     )
@@ -190,7 +284,7 @@ def main() -> None:
     mode = int(mode, 8) if isinstance(mode, str) else int(mode)
     try:
         result = run(module.params["path"], module.params["settings"], module.params["backup"], mode,
-                     module.check_mode)
+                     module.check_mode, module.params["mqtt_password_file"], module.params["keep_backups"])
     except ProfileError as exc:
         module.fail_json(msg=str(exc), changed=False)
     if not module._diff:
