@@ -172,6 +172,11 @@ def test_training_message_rebuilds_the_scorer(host: Any, work: str) -> None:
                      "print(json.dumps(sorted(scorer.words_of(scorer.read_scorer(sys.argv[1]), scorer.read_alphabet(sys.argv[2])))))"),
         SCORER + " /opt/voice-appliance/models/current/alphabet.txt"))
     assert word in json.loads(words)
+    # One vocabulary: Rhasspy's sentences are kept and built together with /etc/voice-appliance/sentences.ini.
+    assert word in host.file("/var/lib/voice-appliance/rhasspy-sentences.ini").content_string
+    own = set(" ".join(line for line in host.file("/etc/voice-appliance/sentences.ini").content_string.splitlines()
+                       if line and line[0] not in "#[" and "=" not in line and not set("()[]<>{}|$:0123456789") & set(line)).lower().split())
+    assert own and own <= set(json.loads(words)), (own, "the words of sentences.ini stay in the scorer")
     assert host.check_output("ls /opt/voice-appliance/models/current/") == base_scorer  # the model directory untouched
     # The service keeps serving: the next voice command is decoded with the new scorer.
     captured = [m["payload"] for m in _transcribe(host, work + "/das_ist_ein_test.wav")

@@ -75,7 +75,11 @@ class Setup(object):
             self.model, self.alphabet = self.dir / "output_graph.tflite", support.BASE_SCORER_DATA / "alphabet.txt"
             self.model.write_bytes(b"not a model")
             config = {"verify": False, "check_model_alphabet": False}
-        config.update({"_comment": "test", "alphabet": str(self.alphabet), "output_scorer": str(self.generated),
+        # The user's own sentences.ini (a part of SENTENCES): training adds Rhasspy's to it.
+        self.sentences = tmp / "sentences.ini"
+        self.sentences.write_text("[Test]\n(das ist | ist das) ein test\n", encoding="utf-8")
+        config.update({"_comment": "test", "sentences": [str(self.sentences)],
+                       "alphabet": str(self.alphabet), "output_scorer": str(self.generated),
                        "kenlm_bin_dir": str(kenlm_bin), "work_dir": str(tmp)})
         self.config = tmp / "retrain.json"
         self.config.write_text(json.dumps(config, indent=1), encoding="utf-8")
@@ -240,6 +244,9 @@ def test_training_writes_the_generated_scorer_beside_the_base(asr_venv, broker, 
         assert result["topic"] == "hermes/error/asr", result
         assert "[alphabet]" in result["error"] and "café" in result["error"], result
         assert support.sha256(setup.generated) == first and support.sha256(setup.base) == setup.base_sha
+
+        assert "café" not in setup.generated.with_name("rhasspy-sentences.ini").read_text(encoding="utf-8"), \
+            "a refused request leaves Rhasspy's earlier sentences in place"
 
         # a graph file that is not there
         result = train(hermes, tmp_path / "missing.pickle.gz", "t4")
@@ -463,3 +470,30 @@ def test_transcribes_and_uses_the_trained_scorer(asr_venv, broker, kenlm_bin, tm
         hermes.close()
         svc.stop()
     assert support.sha256(setup.base) == setup.base_sha
+
+
+def test_training_and_sentences_ini_make_one_vocabulary(asr_venv, broker, kenlm_bin, tmp_path) -> None:
+    """Rhasspy's sentences (a training request) and the user's sentences.ini (voice-retrain) build one
+    scorer together: whichever changes last, the other's words stay."""
+    setup = Setup(tmp_path, asr_venv, kenlm_bin)
+    svc = service(asr_venv, broker, setup.args()).start()
+    hermes = support.Hermes(broker.port)
+    try:
+        result = train(hermes, setup.graph("[Kaffee]\nkoche einen kaffee\n", "kaffee.pickle.gz"), "k1")
+        assert result["topic"].endswith("/trainSuccess"), (result, svc.log())
+        kept = setup.generated.with_name("rhasspy-sentences.ini")
+        assert "koche einen kaffee" in kept.read_text(encoding="utf-8")
+        assert set(setup.words(setup.generated)) == {"das", "ist", "ein", "test", "koche", "einen", "kaffee"}
+        # The user edits sentences.ini and voice-retrain runs (as its path unit would): Rhasspy's words stay.
+        setup.sentences.write_text("[Test]\n(das ist | ist das) ein test\n[Licht]\nlicht an\n", encoding="utf-8")
+        asr_venv.run("import sys; from voice_appliance.retrain import main; sys.exit(main(sys.argv[1:]))",
+                     "--config", str(setup.config))
+        assert set(setup.words(setup.generated)) == {"das", "ist", "ein", "test", "koche", "einen", "kaffee",
+                                                     "licht", "an"}
+        # A new training request replaces only Rhasspy's part.
+        assert train(hermes, setup.graph("[Tee]\nkoche einen tee\n", "tee.pickle.gz"), "k2")["topic"].endswith(
+            "/trainSuccess")
+        assert set(setup.words(setup.generated)) == {"das", "ist", "ein", "test", "koche", "einen", "tee", "licht", "an"}
+    finally:
+        hermes.close()
+        svc.stop()

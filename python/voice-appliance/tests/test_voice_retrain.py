@@ -432,3 +432,39 @@ def test_bad_coalescing_options_are_named(setup, key, value, message):
     with pytest.raises(RetrainError, match=message) as err:
         retrain.load_config(None, dict(setup["config"], **{key: value}))
     assert err.value.code == 2
+
+
+def test_rhasspy_training_sentences_and_sentences_ini_make_one_vocabulary(setup):
+    """Two sources, one scorer: what a Rhasspy training request stored and sentences.ini are read
+    together by every build, so neither replaces the other's vocabulary, whichever came last."""
+    alphabet = scorer.read_alphabet(setup["alphabet"])
+
+    def words() -> set:
+        return set(scorer.words_of(scorer.read_scorer(setup["target"]), alphabet))
+
+    retrain.run(setup["config"], log=quiet)
+    assert words() == expected_words()
+    stored = retrain.store_rhasspy_sentences(setup["config"], "[Wetter]\nwie ist das wetter\n")
+    assert stored == setup["dir"] / "rhasspy-sentences.ini"
+    assert retrain.status(setup["config"])["state"] == "due", "Rhasspy's sentences are an input"
+    retrain.run(setup["config"], log=quiet)
+    assert words() == expected_words() | {"wie", "wetter"}
+    # Then the user edits sentences.ini: Rhasspy's words stay.
+    setup["sentences"].write_text(SENTENCES + "\n[Musik]\nspiel musik\n", encoding="utf-8")
+    retrain.run(setup["config"], log=quiet)
+    assert words() == expected_words() | {"wie", "wetter", "spiel", "musik"}
+    # A new training request replaces Rhasspy's sentences, and only those.
+    retrain.store_rhasspy_sentences(setup["config"], "[Wetter]\nwie warm ist es\n")
+    retrain.run(setup["config"], log=quiet)
+    assert words() == expected_words() | {"wie", "warm", "es", "spiel", "musik"}
+    assert [p.name for p in setup["dir"].iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_rhasspy_sentences_default_beside_the_output_scorer_and_can_be_set(setup, tmp_path):
+    assert setup["config"]["rhasspy_sentences"] == str(setup["dir"] / "rhasspy-sentences.ini")
+    config = retrain.load_config(None, dict(
+        {k: setup["config"][k] for k in ("sentences", "alphabet", "output_scorer", "model", "verify_audio",
+                                         "verify_transcript")}, rhasspy_sentences=str(tmp_path / "r.ini")))
+    assert retrain.sentence_files(config) == setup["config"]["sentences"], "no file yet: not read"
+    (tmp_path / "r.ini").write_text("[A]\nhallo\n", encoding="utf-8")
+    assert retrain.sentence_files(config) == setup["config"]["sentences"] + [str(tmp_path / "r.ini")]

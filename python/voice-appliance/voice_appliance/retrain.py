@@ -53,6 +53,10 @@ STATUS_UP_TO_DATE, STATUS_DUE, STATUS_FAILED = 0, 10, 11
 # command-line flag of the same name with dashes (see build_parser()).
 OPTIONS: Dict[str, Any] = {
     "sentences": [],  # sentences.ini files (Rhasspy template syntax); required
+    # Rhasspy's own sentences, as its training requests (Hermes) last sent them: read together with
+    # `sentences` when the file exists, so both sources make one vocabulary (never one replacing the
+    # other). Default: rhasspy-sentences.ini beside output_scorer.
+    "rhasspy_sentences": None,
     "slots_dirs": [],  # directories holding slot value files ($name -> DIR/name)
     "slot_programs_dirs": [],  # directories of slot programs; rhasspy/number is built in
     "language": "de",  # language for numbers → words (num2words)
@@ -87,7 +91,7 @@ OPTIONS: Dict[str, Any] = {
 }
 
 _TYPES: Dict[str, Any] = {
-    "sentences": list, "slots_dirs": list, "slot_programs_dirs": list, "language": str,
+    "sentences": list, "rhasspy_sentences": str, "slots_dirs": list, "slot_programs_dirs": list, "language": str,
     "model": str, "alphabet": str, "base_scorer": str, "output_scorer": str,
     "kenlm_bin_dir": str, "lmplz": str, "filter": str, "build_binary": str, "order": int,
     "memory": str, "default_alpha": float, "default_beta": float, "lowercase": bool,
@@ -145,6 +149,9 @@ def load_config(path: Optional[str], overrides: Optional[Dict[str, Any]] = None,
     for key in (("output_scorer",) if for_rollback else ("sentences", "alphabet", "output_scorer")):
         if not config[key]:
             raise RetrainError("config", "option %r is required" % key, EXIT_CONFIG)
+    if not config["rhasspy_sentences"] and config["output_scorer"]:
+        config["rhasspy_sentences"] = str(Path(os.path.expanduser(config["output_scorer"])).with_name(
+            RHASSPY_SENTENCES))
     if config["max_passes"] < 1:
         raise RetrainError("config", "max_passes must be at least 1, got %d" % config["max_passes"],
                            EXIT_CONFIG)
@@ -163,6 +170,38 @@ def load_config(path: Optional[str], overrides: Optional[Dict[str, Any]] = None,
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+RHASSPY_SENTENCES = "rhasspy-sentences.ini"
+
+
+def sentence_files(config: Dict[str, Any]) -> List[str]:
+    """The sentences a build reads: `sentences`, then Rhasspy's (if training ever stored them)."""
+    files = list(config["sentences"])
+    extra = config.get("rhasspy_sentences")
+    if extra and Path(extra).is_file() and extra not in files:
+        files.append(extra)
+    return files
+
+
+def store_rhasspy_sentences(config: Dict[str, Any], text: str) -> Path:
+    """Keep the sentences of a Rhasspy training request where every later build reads them.
+
+    Written atomically (a build reads the old or the new file, never a torn one) and durably."""
+    target = Path(config["rhasspy_sentences"])
+    tmp = target.with_name(".%s.%d.tmp" % (target.name, os.getpid()))
+    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(str(tmp), str(target))
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    scorer_mod.fsync_dir(target.parent)
+    return target
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -296,7 +335,7 @@ def inputs_digest(config: Dict[str, Any]) -> str:
     for key in ("model", "base_scorer", "kenlm_bin_dir", "lmplz", "filter", "build_binary"):
         if config.get(key):
             digest.update(("%s=%s\0" % (key, os.path.realpath(str(config[key])))).encode("utf-8"))
-    for path in config["sentences"]:
+    for path in sentence_files(config):
         _file_bytes_digest(digest, "sentences:" + path, Path(path))
     for key in ("alphabet", "verify_audio"):
         if config.get(key):
@@ -510,7 +549,7 @@ def _corpus(config: Dict[str, Any], alphabet: Any, log: Callable[[str], None],
 
     try:
         templates, expanded = sentences_mod.expand_files(
-            config["sentences"], config["slots_dirs"], config["slot_programs_dirs"],
+            sentence_files(config), config["slots_dirs"], config["slot_programs_dirs"],
             config["language"], config["max_sentences"])
     except sentences_mod.SentencesError as exc:
         raise RetrainError("sentences", str(exc), EXIT_SENTENCES) from exc
@@ -678,6 +717,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "the JSON --config file; see README.md for every key.")
     p.add_argument("--config", help="JSON file with the options below (keys with underscores)")
     p.add_argument("--sentences", action="append", help="sentences.ini (repeatable)")
+    p.add_argument("--rhasspy-sentences", help="where Rhasspy's training requests keep their sentences "
+                   "(read with --sentences when it exists; default rhasspy-sentences.ini beside the "
+                   "output scorer)")
     p.add_argument("--slots-dir", dest="slots_dirs", action="append", help="slots directory (repeatable)")
     p.add_argument("--slot-programs-dir", dest="slot_programs_dirs", action="append",
                    help="slot programs directory (repeatable)")
