@@ -224,6 +224,7 @@ def outcomes(runs: Dict[str, "Future[Any]"]) -> Dict[str, Dict[str, Any]]:
     return {ep: runs[ep].result() for ep in ENTRY_POINTS}
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("entry_point,case", [(ep, c) for ep in ENTRY_POINTS for c in _cases_for(ep)])
 def test_bad_value_is_refused_before_anything_runs(outcomes: Dict[str, Dict[str, Any]], entry_point: str, case: str) -> None:
     outcome = outcomes[entry_point]
@@ -250,6 +251,7 @@ def test_nothing_set_passes_the_check(outcomes: Dict[str, Dict[str, Any]], entry
         assert good is not None and good["unreachable"] and good["task"] == PROBE_TASK, good
 
 
+@pytest.mark.bad_input
 def test_extra_vars_are_checked_too(tmp_path: Path) -> None:
     (tmp_path / "hosts.yml").write_text(_inventory({"kitchen": {}}))
     report, _ = _run(tmp_path, ["-i", str(tmp_path / "hosts.yml"), str(REPO / "site.yml"),
@@ -319,6 +321,7 @@ def test_every_role_entry_point_is_covered() -> None:
     assert covered == every
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("role,entry,name,value", ROLE_ENTRY_POINTS, ids=["{}.{}".format(r, e) for r, e, _, _ in ROLE_ENTRY_POINTS])
 def test_role_entry_point_refuses_a_wrong_type(role_outcomes: Dict[str, Dict[str, Any]], role: str, entry: str, name: str,
                                                value: Any) -> None:
@@ -355,6 +358,7 @@ def test_role_docs_tables_are_generated() -> None:
     assert run.returncode == 0, run.stdout
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("option,value,problem", [
     ({"type": "int"}, True, "it is a boolean"),
     ({"type": "int"}, 0, None),
@@ -373,6 +377,7 @@ def test_option_problem(option: Dict[str, Any], value: Any, problem: Any) -> Non
     assert (found is None) if problem is None else (found is not None and problem in found), found
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("option,value,problem", [
     ({"type": "int"}, "850", None),
     ({"type": "int"}, "ten", "it is a string"),
@@ -389,6 +394,7 @@ def test_option_problem_under_legacy_templating(option: Dict[str, Any], value: A
     assert (found is None) if problem is None else (found is not None and problem in found), found
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("value", ["relative/hunter2-secret", ["hunter2-secret", 5], "hunter2-secret-not-a-choice"])
 def test_a_secret_is_never_shown(value: Any) -> None:
     options = {"x_password": {"type": "list", "elements": "path", "choices": ["/a"], "role": "x"},

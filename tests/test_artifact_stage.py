@@ -170,6 +170,7 @@ def test_a_fleet_downloads_each_artifact_once_and_a_rerun_transfers_nothing(stag
     assert checked["rc"] == 0 and _changed(checked) == 0, checked
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("fault,expect", [
     ("500", "HTTP 500"),
     ("truncate", "Incomplete read"),
@@ -190,6 +191,7 @@ def test_a_bad_download_fails_clearly_and_leaves_the_cache_clean(stage: Stage, o
     assert not (stage.cache / "alpha" / "1.0" / "alpha.bin").exists(), "a bad download must not stay in the cache"
 
 
+@pytest.mark.bad_input
 def test_unpinned_artifact_is_refused_unless_trusted_on_first_use(stage: Stage, origin: Origin) -> None:
     real_sum = stage.catalog["artifacts"]["beta"]["1.0"]["any"].pop("sha256")
     refused = stage.run()
@@ -234,6 +236,7 @@ def test_google_drive_large_file_confirmation_is_passed(stage: Stage, origin: Or
     assert again["rc"] == 0 and _changed(again) == 0 and len(origin.gets()) == 3, "re-run: nothing fetched, no change"
 
 
+@pytest.mark.bad_input
 def test_google_drive_file_with_a_wrong_sum_is_refused(stage: Stage, origin: Origin) -> None:
     entry = stage.catalog["artifacts"]["alpha"]["1.0"]["any"]
     entry.update(url="", gdrive_id="1AbCdrivefileid", sha256="0" * 64)

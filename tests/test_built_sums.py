@@ -59,6 +59,7 @@ def test_the_cache_s_built_artifacts_are_pinned_and_the_build_venv_is_not(tmp_pa
     assert built_sums.parse(out.read_text()) == {rel: _sha(data) for rel, data in files.items()}
 
 
+@pytest.mark.fault
 def test_a_rebuilt_artifact_with_other_bytes_is_refused_and_the_file_kept(tmp_path: Path, capsys: Any) -> None:
     _cache(tmp_path / "cache")
     out = tmp_path / "built-artifacts.sha256"
@@ -73,12 +74,14 @@ def test_a_rebuilt_artifact_with_other_bytes_is_refused_and_the_file_kept(tmp_pa
     assert built_sums.parse(out.read_text())[TOOLS] == _sha(b"rebuilt differently")
 
 
+@pytest.mark.bad_input
 def test_an_empty_cache_is_refused_with_the_fix(tmp_path: Path, capsys: Any) -> None:
     assert built_sums.main(["--cache", str(tmp_path / "none"), "--output", str(tmp_path / "out")]) == 1
     assert "stage first" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("line, expect", [
     ("abc  x.whl", "is not 'SHA256  PATH'"),
     ("{}  ../../etc/shadow".format("0" * 64), "leaves the artifact cache"),
@@ -128,6 +131,7 @@ def test_pinned_artifacts_are_taken_and_a_missing_one_is_left_to_build(tmp_path:
     assert not (cache / "rhasspy-asr-wheels/ffff/none.whl").exists()
 
 
+@pytest.mark.fault
 def test_a_tampered_mirror_file_is_refused_and_nothing_replaced(tmp_path: Path, mirror: Any) -> None:
     root, files, port = mirror
     pins = {rel: _sha(data) for rel, data in files.items()}
@@ -141,6 +145,7 @@ def test_a_tampered_mirror_file_is_refused_and_nothing_replaced(tmp_path: Path, 
     assert not (cache / TOOLS).exists(), "the tampered file must not reach the cache"
 
 
+@pytest.mark.bad_input
 def test_an_unpinned_file_the_mirror_has_is_refused_with_the_fix(tmp_path: Path, mirror: Any) -> None:
     _, files, port = mirror
     cache = tmp_path / "pi-cache"

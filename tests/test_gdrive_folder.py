@@ -163,6 +163,7 @@ def test_a_page_that_is_not_a_folder_listing_is_named(drive: Drive) -> None:
     assert "anyone with the link" in message and FOLDER in message, message
 
 
+@pytest.mark.bad_input
 def test_an_unknown_folder_and_a_bad_id_are_refused_clearly(drive: Drive) -> None:
     with pytest.raises(gdrive_folder.FolderError, match="HTTP 404 .*not shared with 'anyone with the link'"):
         gdrive_folder.list_folder("1NoSuchFolderXXXXXXXXXXXXXXXXXXXX", drive.url, 5)
@@ -282,6 +283,7 @@ def test_a_first_run_fetches_the_real_table_s_german_model_from_the_folder(contr
     assert drive.gets()[len(gets):] == ["/uc", "/download"]
 
 
+@pytest.mark.fault
 def test_a_file_that_changed_after_its_sum_was_recorded_is_refused(controller: Controller, drive: Drive) -> None:
     assert controller.run()["rc"] == 0
     recorded = _sha256(controller.cached("output_graph.tflite"))
@@ -310,6 +312,7 @@ def test_a_user_s_pinned_sum_wins_over_trust_on_first_use(controller: Controller
     assert not controller.cached("alphabet.txt").exists()
 
 
+@pytest.mark.bad_input
 def test_a_folder_that_lacks_a_file_fails_naming_folder_file_and_fix(tmp_path: Path) -> None:
     _populate(tmp_path / "drive", missing="output_graph.pb")
     with _drive(tmp_path / "drive", tmp_path / "requests.jsonl") as drive:
@@ -321,6 +324,7 @@ def test_a_folder_that_lacks_a_file_fails_naming_folder_file_and_fix(tmp_path: P
     assert "artifact_stage_catalog_overrides" in message, message
 
 
+@pytest.mark.bad_input
 def test_a_listing_page_that_is_not_one_fails_clearly(controller: Controller, drive: Drive) -> None:
     drive.set_faults({"/embeddedfolderview": "signin"})
     result = controller.run()

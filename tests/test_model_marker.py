@@ -44,6 +44,7 @@ def test_a_sealed_version_is_verified(tmp_path: Path) -> None:
         "no temporary file is left behind"
 
 
+@pytest.mark.fault
 def test_the_files_and_directory_are_fsynced_before_the_marker_appears(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = _version(tmp_path)
     path = tmp_path / "fixture_model-1-abc"
@@ -69,6 +70,7 @@ def test_the_files_and_directory_are_fsynced_before_the_marker_appears(tmp_path:
     assert events[rename + 1:] == ["fsync fixture_model-1-abc"], "the rename itself is made durable: %s" % events
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("damage,reason", [
     (lambda v: (v / "output_graph.tflite").write_bytes(b""), "tflite file {v}/output_graph.tflite has 0 bytes, 4000 were verified"),
     (lambda v: (v / "output_graph.tflite").write_bytes(GRAPH[:100]), "has 100 bytes, 4000 were verified"),
@@ -98,6 +100,7 @@ def test_a_marker_for_other_bytes_is_not_trusted(tmp_path: Path) -> None:
     assert marker.query(version, other) == (False, "marker %s/.verified names other files than the staged ones" % version)
 
 
+@pytest.mark.fault
 def test_sealing_a_version_with_a_missing_file_writes_no_marker(tmp_path: Path) -> None:
     files = _version(tmp_path)
     version = tmp_path / "fixture_model-1-abc"

@@ -119,6 +119,7 @@ def test_a_group_readable_account_for_services_without_credentials(tmp_path: Pat
     assert _mode(tmp_path / "mqtt") == 0o711  # traversable, not listable
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("bad, message", [
     ([{"name": "a b"}], "MQTT account name 'a b'"),
     ([{"name": "x"}, {"name": "x"}], "MQTT account x is listed twice"),

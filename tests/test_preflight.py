@@ -136,6 +136,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Dict[str, An
     return results
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_preflight(outcomes: Dict[str, Dict[str, Any]], case: str) -> None:
     outcome = outcomes[case]

@@ -199,6 +199,7 @@ def test_a_supported_pi_passes_the_probe_in_check_mode(pis: Dict[str, str], tmp_
     _assert_nothing_changed(outcome)
 
 
+@pytest.mark.bad_input
 def test_python_3_7_is_refused_with_the_upgrade_to_bullseye_message(pis: Dict[str, str], tmp_path: Path) -> None:
     outcome = _run(tmp_path, pis, ["pi-buster"])
     assert outcome["rc"] != 0
@@ -209,6 +210,7 @@ def test_python_3_7_is_refused_with_the_upgrade_to_bullseye_message(pis: Dict[st
     _assert_nothing_changed(outcome)
 
 
+@pytest.mark.bad_input
 def test_a_pi_without_python3_is_refused_with_the_install_message(pis: Dict[str, str], tmp_path: Path) -> None:
     outcome = _run(tmp_path, pis, ["pi-no-python"])
     assert outcome["rc"] != 0
@@ -219,6 +221,7 @@ def test_a_pi_without_python3_is_refused_with_the_install_message(pis: Dict[str,
     _assert_nothing_changed(outcome)
 
 
+@pytest.mark.bad_input
 def test_an_unsupported_release_is_refused_naming_it(pis: Dict[str, str], tmp_path: Path) -> None:
     outcome = _run(tmp_path, pis, ["pi-stretch"])
     assert outcome["rc"] != 0

@@ -265,6 +265,7 @@ def test_the_cli_prints_json_for_the_ansible_side(registry: Registry, tmp_path: 
 
 # --- what is refused, and how it is explained -------------------------------------------------
 
+@pytest.mark.fault
 @needs_npm
 def test_a_tarball_whose_sum_does_not_match_its_pin_is_refused(registry: Registry, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
@@ -290,6 +291,7 @@ def test_a_cached_file_with_a_wrong_sum_is_replaced_and_a_wrong_download_leaves_
     assert _leftovers(dest.parent) == []
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("client", ["pip", pytest.param("npm", marks=needs_npm)])
 def test_an_unreachable_index_fails_naming_the_package_the_client_and_how_to_use_a_mirror(client: str, tmp_path: Path) -> None:
     entry = SDIST_ENTRY if client == "pip" else NPM_ENTRY

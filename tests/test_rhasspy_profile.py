@@ -71,6 +71,7 @@ def test_merge_counts_a_changed_type_as_a_change() -> None:
     assert changed == ["mqtt.port"]
 
 
+@pytest.mark.bad_input
 def test_merge_refuses_a_non_object_where_settings_need_one() -> None:
     with pytest.raises(profile_module.ProfileError, match=r"mqtt = \"on\", but it must be an object"):
         profile_module.merge({"mqtt": "on"}, {"mqtt": {"enabled": True}}, "p.json")
@@ -95,6 +96,7 @@ def test_run_in_check_mode_writes_nothing(tmp_path: Path) -> None:
     assert result["changed"] and not path.exists()
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("text, message", [
     ('{"mqtt": {"enabled": true,}}', "is not valid JSON"),
     ("[1, 2]", "holds a JSON list, not an object"),

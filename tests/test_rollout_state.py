@@ -42,6 +42,7 @@ def test_the_state_is_recorded_root_only_and_returned(pi: Path) -> None:
     assert [p.name for p in (pi / "models").iterdir() if p.name.startswith(".rollout-state.")] == [], "no temporary file left"
 
 
+@pytest.mark.fault
 def test_an_interrupted_rollout_comes_back_to_the_state_recorded_before_it(pi: Path) -> None:
     """A Pi lost after its model switched: the next rollout's state to come back to is the one before."""
     first = _remember(pi)
@@ -71,6 +72,7 @@ def test_check_mode_writes_nothing(pi: Path) -> None:
     assert (pi / "models" / ".rollout-remembered.json").exists()
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("content", ["", "{", "[]", '{"model": 1, "previous": "", "scorer_sha256": "", "since": ""}',
                                      '{"model": "m-1"}'])
 def test_a_record_that_is_not_one_is_ignored_and_replaced(pi: Path, content: str) -> None:
@@ -80,6 +82,7 @@ def test_a_record_that_is_not_one_is_ignored_and_replaced(pi: Path, content: str
     assert json.loads((pi / "models" / ".rollout-remembered.json").read_text())["model"] == "m-2-bbb"
 
 
+@pytest.mark.fault
 def test_links_are_not_followed(pi: Path) -> None:
     """A record or scorer that is a symlink (e.g. planted at a secret) is neither read as a record nor hashed."""
     secret = pi / "secret"

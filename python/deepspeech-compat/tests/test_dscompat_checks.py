@@ -123,6 +123,7 @@ def test_intact_fixture_model_passes_the_structure_check():
     _checks.precheck_tflite(FIXTURE_TFLITE)
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("fraction", [0.5, 0.9, 0.99])
 def test_truncated_fixture_model_is_refused(tmp_path, fraction):
     data = _fixture_bytes()
@@ -131,6 +132,7 @@ def test_truncated_fixture_model_is_refused(tmp_path, fraction):
     assert "({} bytes)".format(int(len(data) * fraction)) in message
 
 
+@pytest.mark.fault
 def test_model_cut_at_any_point_is_refused(tmp_path):
     data = _fixture_bytes()
     path = str(tmp_path / "cut.tflite")
@@ -141,6 +143,7 @@ def test_model_cut_at_any_point_is_refused(tmp_path):
             _checks.check_tflite_structure(path)
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize(
     "root,fragment",
     [
@@ -157,6 +160,7 @@ def test_corrupted_root_offset_is_refused(tmp_path, root, fragment):
     _assert_refused_as_corrupt(_write(str(tmp_path / "output_graph.tflite"), bytes(data)), fragment)
 
 
+@pytest.mark.fault
 def test_zero_length_model_is_refused(tmp_path):
     path = _write(str(tmp_path / "output_graph.tflite"), b"")
     for flavour in ("tflite", "tensorflow", "unknown"):
@@ -176,6 +180,7 @@ def test_bare_tflite_header_is_refused(tmp_path):
     _assert_refused_as_corrupt(path, "the Model (root) table")
 
 
+@pytest.mark.fault
 def test_corrupt_tensor_name_is_refused(tmp_path):
     # an intact FlatBuffer, but the library looks this output up by name and crashes without it
     data = _fixture_bytes()
@@ -342,6 +347,7 @@ _MUTATIONS = {
 }
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("mutation", sorted(_MUTATIONS))
 def test_hand_built_model_corruptions_are_refused(tmp_path, mutation):
     data, positions = _mini_model()
@@ -371,6 +377,7 @@ def _fake_library(monkeypatch: Any, flavour: str) -> _FakeLibrary:
     return fake
 
 
+@pytest.mark.fault
 def test_raw_create_model_refuses_a_corrupt_tflite_before_the_library(tmp_path, monkeypatch):
     from deepspeech import impl
 
@@ -392,6 +399,7 @@ def test_raw_create_model_refuses_a_corrupt_tflite_before_the_library(tmp_path, 
     assert impl.CreateModel(cut) == (0x3000, None) and fake.created == [os.fsencode(cut)]
 
 
+@pytest.mark.fault
 def test_model_and_client_report_a_truncated_model_in_one_line(tmp_path, monkeypatch, capsys):
     import deepspeech
     from deepspeech import client

@@ -46,6 +46,7 @@ def test_not_an_elf_file(tmp_path):
         _library.open_library(fake)
 
 
+@pytest.mark.bad_input
 def test_armhf_library_refused_before_dlopen(armhf_library):
     with pytest.raises(LibraryError) as caught:
         _library.open_library(armhf_library)

@@ -71,6 +71,7 @@ def test_patched_sources_drop_the_0_8_tools(sources: Dict[str, Path]) -> None:
     assert transcribe.index("enableExternalScorer") < transcribe.index("setScorerAlphaBeta")
 
 
+@pytest.mark.bad_input
 def test_wrong_sdist_is_refused(sdists: Path, tmp_path: Path) -> None:
     package = build.PACKAGES[0]
     entry = build.artifact_entry(package)
@@ -94,6 +95,7 @@ def test_patch_that_does_not_fit_names_hunk_and_file(sdists: Path, tmp_path: Pat
         build.apply_patch(patch, root)
 
 
+@pytest.mark.bad_input
 def test_tarball_with_a_path_outside_is_refused(tmp_path: Path) -> None:
     package = build.PACKAGES[0]
     evil = tmp_path / "evil.tar.gz"

@@ -124,6 +124,7 @@ def train(hermes: support.Hermes, graph: Path, train_id: str, timeout: float = 1
 
 # --- start-up --------------------------------------------------------------------------------------
 
+@pytest.mark.bad_input
 def test_startup_refusals_name_the_bad_value(asr_venv, broker, kenlm_bin, tmp_path) -> None:
     setup = Setup(tmp_path, asr_venv, kenlm_bin)
     same = tmp_path / "same.json"
@@ -153,6 +154,7 @@ def test_startup_refusals_name_the_bad_value(asr_venv, broker, kenlm_bin, tmp_pa
 
 # --- MQTT plumbing (no model needed) ---------------------------------------------------------------
 
+@pytest.mark.fault
 def test_failed_transcription_is_reported_and_service_survives(asr_venv, broker, kenlm_bin, tmp_path) -> None:
     setup = Setup(tmp_path, asr_venv, kenlm_bin)  # "model" that the library refuses
     wav = support.write_silence(tmp_path / "silence.wav", 0.5)

@@ -128,6 +128,7 @@ def _wrapper(tmp: Path, name: str, body: str) -> str:
     return str(path)
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("stage", ["sentences", "alphabet", "lmplz", "filter", "build_binary",
                                    "package", "verify", "reload"])
 def test_failure_at_each_stage_leaves_previous_scorer_untouched(setup, stage):
@@ -173,6 +174,7 @@ def test_failure_at_each_stage_leaves_previous_scorer_untouched(setup, stage):
     _assert_untouched(setup, before)
 
 
+@pytest.mark.fault
 def test_verification_command_failure_is_a_verify_error(setup):
     before = _install_first(setup)
     setup["sentences"].write_text(SENTENCES + "\n[Neu]\nneuer satz\n", encoding="utf-8")
@@ -183,6 +185,7 @@ def test_verification_command_failure_is_a_verify_error(setup):
     _assert_untouched(setup, before)
 
 
+@pytest.mark.fault
 def test_reload_failure_without_previous_removes_new_scorer(setup):
     config = dict(setup["config"], reload_command=["sh", "-c", "exit 9"])
     with pytest.raises(RetrainError, match="exit code 9.*the new scorer was removed"):
@@ -199,6 +202,7 @@ def test_reload_command_runs_after_the_swap(setup):
     assert marker.read_text() == "ok\n"
 
 
+@pytest.mark.bad_input
 def test_output_must_not_be_the_base_scorer(setup):
     config = dict(setup["config"], output_scorer=str(setup["base"]))
     with pytest.raises(RetrainError, match="is the base scorer") as err:
@@ -233,6 +237,7 @@ def test_config_file_and_cli(setup, capsys):
     assert "nothing to roll back to" in capsys.readouterr().err
 
 
+@pytest.mark.bad_input
 def test_missing_inputs_are_config_errors_naming_the_option(setup):
     for key, value in (("alphabet", "/nonexistent/alphabet.txt"), ("sentences", ["/no/s.ini"]),
                        ("verify_audio", "/no/check.wav"), ("slots_dirs", ["/no/slots"])):
@@ -241,6 +246,7 @@ def test_missing_inputs_are_config_errors_naming_the_option(setup):
         assert err.value.code == 2
 
 
+@pytest.mark.bad_input
 def test_alphabet_must_be_the_models(setup):
     model = Path(setup["config"]["model"])
     other = setup["tmp"] / "other_alphabet.txt"
@@ -257,6 +263,7 @@ def test_alphabet_must_be_the_models(setup):
                        dry_run=True)["sentences"] == 15
 
 
+@pytest.mark.bad_input
 def test_missing_verification_settings_are_config_errors(setup):
     with pytest.raises(RetrainError, match="'verify_audio' is required .* verify to false"):
         retrain.load_config(None, {"sentences": ["s.ini"], "alphabet": "a", "output_scorer": "o",
@@ -307,6 +314,7 @@ def test_unchanged_inputs_end_the_run_without_building(setup):
     assert retrain.run(config, verifier=counting, log=quiet)["passes"] == 1
 
 
+@pytest.mark.fault
 def test_an_edit_saved_during_a_build_is_built_before_the_run_ends(setup):
     """The edit lands while the first build verifies: the run builds again from what is on disk."""
     verifier = retrain.command_verifier(setup["config"])
@@ -326,6 +334,7 @@ def test_an_edit_saved_during_a_build_is_built_before_the_run_ends(setup):
     assert retrain.status(setup["config"])["state"] == "up to date"
 
 
+@pytest.mark.fault
 def test_inputs_that_never_settle_stop_after_max_passes(setup):
     verifier = retrain.command_verifier(setup["config"])
     count = [0]
@@ -343,6 +352,7 @@ def test_inputs_that_never_settle_stop_after_max_passes(setup):
     assert retrain.status(setup["config"])["code"] == retrain.STATUS_DUE
 
 
+@pytest.mark.fault
 def test_a_run_waits_for_the_lock_and_times_out_with_the_fix(setup):
     import fcntl
     import threading
@@ -400,6 +410,7 @@ def test_status_says_due_up_to_date_or_failed(setup, capsys):
     assert retrain.main(status) == retrain.STATUS_DUE
 
 
+@pytest.mark.fault
 def test_an_interrupted_run_is_not_retried_by_itself(setup):
     before = _install_first(setup)
     setup["sentences"].write_text(SENTENCES + "\n[Neu]\nneuer satz\n", encoding="utf-8")
@@ -414,6 +425,7 @@ def test_an_interrupted_run_is_not_retried_by_itself(setup):
     assert (result["state"], result["code"]) == ("running", retrain.STATUS_FAILED), result
 
 
+@pytest.mark.fault
 def test_a_rolled_back_scorer_is_not_rebuilt_by_itself(setup):
     first = _install_first(setup)
     setup["sentences"].write_text(SENTENCES + "\n[Neu]\nneuer satz\n", encoding="utf-8")
@@ -423,6 +435,7 @@ def test_a_rolled_back_scorer_is_not_rebuilt_by_itself(setup):
     assert retrain.status(setup["config"])["state"] == "rolled back"
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("key,value,message", [
     ("max_passes", 0, "max_passes must be at least 1, got 0"),
     ("lock_timeout", -1, "lock_timeout must be 0 or more seconds, got -1"),

@@ -79,6 +79,7 @@ def test_skip_unknown_warns(tmp_path):
     assert any("leaving out 8 word(s)" in m and "'regnet'" in m for m in messages)
 
 
+@pytest.mark.bad_input
 def test_lm_with_vocabulary_strings_is_refused(tmp_path):
     case = DATA / "de_commands"
     with pytest.raises(ScorerError, match=r"build_binary -v trie"):
@@ -87,6 +88,7 @@ def test_lm_with_vocabulary_strings_is_refused(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.bad_input
 def test_arpa_and_garbage_are_refused(tmp_path):
     arpa = tmp_path / "lm.arpa"
     arpa.write_text("\\data\\\nngram 1=3\n", encoding="utf-8")
@@ -99,6 +101,7 @@ def test_arpa_and_garbage_are_refused(tmp_path):
         scorer.read_kenlm_header(incomplete, "x")
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("content,pattern", [
     ("a\nb\nc\n", "no space label"),
     (" \r\na\r\n", "carriage return .* line 1"),
@@ -122,6 +125,7 @@ def test_alphabet_parsing_rules(tmp_path):
     assert alphabet.char_map() == {"a": 5, "#": 2, " ": 3, "b": 4}
 
 
+@pytest.mark.fault
 def test_failed_packaging_leaves_existing_target_untouched(tmp_path):
     case = DATA / "de_commands"
     target = tmp_path / "generated.scorer"
@@ -147,6 +151,7 @@ def test_replaces_existing_target_atomically(tmp_path):
     assert os.listdir(tmp_path) == ["generated.scorer"]
 
 
+@pytest.mark.fault
 def test_truncated_or_padded_scorers_are_detected(tmp_path):
     data = (DATA / "de_commands" / "reference.scorer").read_bytes()
     lm_size = (DATA / "de_commands" / "lm.binary").stat().st_size
@@ -169,6 +174,7 @@ def test_truncated_or_padded_scorers_are_detected(tmp_path):
         scorer.read_scorer(bare)
 
 
+@pytest.mark.bad_input
 def test_empty_vocabulary_after_filtering_is_refused(tmp_path):
     case = DATA / "de_commands"
     vocab = tmp_path / "vocab.txt"
@@ -178,6 +184,7 @@ def test_empty_vocabulary_after_filtering_is_refused(tmp_path):
                        1.0, 1.0, force_utf8=False)
 
 
+@pytest.mark.bad_input
 def test_non_finite_weights_are_refused(tmp_path):
     case = DATA / "de_commands"
     with pytest.raises(ScorerError, match="default_alpha must be a finite"):

@@ -121,6 +121,7 @@ def test_bad_slot_file_names_its_own_line(tmp_path, slots):
         sentences.expand_files([path], [slots])
 
 
+@pytest.mark.bad_input
 def test_too_many_sentences_is_refused_before_expanding(tmp_path):
     path = write(tmp_path, "[A]\n(1..100) mal (1..100)\n")
     with pytest.raises(SentencesError, match=r"allow 10000 sentences .*A=10000.* limit of 500"):
@@ -163,6 +164,7 @@ def programs(tmp_path: Path) -> Path:
     return directory
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("reference,problem", [
     ("$/bin/sh,-c,touch MARKER", "is an absolute path"),
     ("$/TMP/evil,x", "is an absolute path"),
@@ -199,6 +201,7 @@ def test_slot_names_are_checked_before_any_program_runs(tmp_path, programs):
     assert not ran.exists()
 
 
+@pytest.mark.bad_input
 def test_symlinks_out_of_the_slot_directories_are_refused(tmp_path, slots, programs):
     marker = evil_program(tmp_path)
     (programs / "link").symlink_to(tmp_path / "evil")
@@ -245,6 +248,7 @@ def test_number_ranges_still_expand(tmp_path):
                                              "fünf mal"]
 
 
+@pytest.mark.fault
 def test_failing_or_silent_slot_programs_name_the_line(tmp_path, programs):
     script = programs / "kaputt"
     script.write_text("#!/bin/sh\necho 'kein Zugriff' >&2\nexit 3\n", encoding="utf-8")
@@ -267,6 +271,7 @@ def test_failing_or_silent_slot_programs_name_the_line(tmp_path, programs):
         sentences.expand_files([path], slot_programs_dirs=[programs])
 
 
+@pytest.mark.fault
 def test_a_hung_slot_program_is_stopped_with_its_line(tmp_path, programs, monkeypatch):
     """A program that never ends (and a child holding its output open) is killed, not waited for."""
     script = programs / "haengt"
@@ -283,6 +288,7 @@ def test_a_hung_slot_program_is_stopped_with_its_line(tmp_path, programs, monkey
 
 # --- recursive rules ---------------------------------------------------------------------------
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("text,pattern", [
     ("[A]\nx = (eins | <y>)\ny = (zwei | <x>)\nsag <x>\n",
      r":2: recursive rule: <x> -> <y> -> <x> \(<x> is defined at .*sentences\.ini:2, <y> is "
@@ -312,6 +318,7 @@ def test_shared_and_chained_rules_are_not_a_cycle(tmp_path):
         + ["zähl w%d" % n for n in range(49)] + ["zähl ende"])
 
 
+@pytest.mark.bad_input
 def test_too_deep_templates_are_refused_not_a_recursion_error(tmp_path):
     chain = "".join("r%d = (w%d | <r%d>)\n" % (n, n, n + 1) for n in range(3000))
     path = write(tmp_path, "[A]\n\nsag <r0>\nr3000 = ende\n" + chain)
@@ -337,6 +344,7 @@ def test_slot_values_cannot_bring_a_rule_back_in(tmp_path, slots):
 
 # --- size limit --------------------------------------------------------------------------------
 
+@pytest.mark.bad_input
 def test_oversized_sentences_file_is_refused_unread(tmp_path):
     path = write(tmp_path, "[A]\nhallo\n")
     size = sentences.MAX_FILE_BYTES + 1
@@ -352,6 +360,7 @@ def test_oversized_sentences_file_is_refused_unread(tmp_path):
     assert sentences.read_entries(path)[0].intent == "A"
 
 
+@pytest.mark.bad_input
 def test_oversized_slot_file_and_program_output_are_refused(tmp_path, slots, programs):
     with (slots / "farbe").open("r+b") as handle:
         handle.truncate(sentences.MAX_FILE_BYTES + 5)
@@ -368,6 +377,7 @@ def test_oversized_slot_file_and_program_output_are_refused(tmp_path, slots, pro
         sentences.expand_files([path], slot_programs_dirs=[programs])
 
 
+@pytest.mark.bad_input
 def test_not_utf8_is_refused_with_its_line(tmp_path):
     path = tmp_path / "sentences.ini"
     path.write_bytes(b"[A]\nhallo\nsch\xf6n\n")

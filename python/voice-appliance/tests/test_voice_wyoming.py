@@ -229,6 +229,7 @@ def test_a_full_server_says_busy_and_keeps_serving(tmp_path, official_library, f
         running.proc.wait(10)
 
 
+@pytest.mark.fault
 def test_a_client_disconnecting_mid_audio_leaves_the_server_serving(server, fixture_files):
     async def vanish() -> None:
         client = AsyncTcpClient("127.0.0.1", server.port)
@@ -266,6 +267,7 @@ def error_events(answer: bytes) -> List[Dict[str, Any]]:
     return [h for h in headers if h.get("type") == "error"]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("garbage", [
     b"\x00\xff\xfe garbage that is not json\n",
     b"[1, 2, 3]\n",
@@ -280,6 +282,7 @@ def test_garbage_gets_an_error_and_the_server_lives(server, fixture_files, garba
     assert heard(asyncio.run(utterance(server.port, fixture_files["pcm"]))) == fixture_files["transcript"]
 
 
+@pytest.mark.bad_input
 def test_an_oversize_payload_header_is_refused_without_reading_it(server, fixture_files):
     header = json.dumps({"type": "audio-chunk", "data": {"rate": 16000, "width": 2, "channels": 1},
                          "payload_length": 50 * 1024 ** 3}).encode() + b"\n"
