@@ -4,7 +4,7 @@ VENV  := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_PIPELINING := 1
 
-.PHONY: setup demo demo-clean demo-ci emulated test lint syntax pytest molecule molecule-default molecule-armhf molecule-arm64 molecule-fleet molecule-pull bench-fleet docs
+.PHONY: setup demo demo-clean demo-ci demo-bullseye emulated test lint syntax pytest molecule molecule-default molecule-armhf molecule-arm64 molecule-fleet molecule-pull bench-fleet docs
 
 setup:            ## host packages, docker engine, binfmt, controller venv, Pi images (idempotent)
 	bash harness/setup.sh
@@ -58,6 +58,11 @@ molecule-fleet:   ## ten amd64 Pis + one armhf: rollout in batches with a damage
 
 molecule-arm64:   ## one emulated trixie arm64 Pi (64-bit Raspberry Pi OS trixie): converge, idempotence, --check, verify (not in `test`: CI covers it through the demo)
 	molecule test -s arm64
+
+demo-bullseye:    ## the demo on an emulated 32-bit Raspberry Pi OS bullseye Pi (Python 3.9), then removed (not in `test`)
+	PI_VOICE_IMAGES=bullseye-armhf bash harness/setup.sh
+	export PI_VOICE_DEMO_IMAGE=pi-voice/debian:bullseye-armhf PI_VOICE_DEMO_NAME=pi-voice-bullseye PI_VOICE_DEMO_PORT=8739; \
+	bash harness/demo.sh clean; rc=0; bash harness/demo.sh || rc=$$?; bash harness/demo.sh clean; exit $$rc
 
 molecule-pull:    ## one amd64 Pi converges itself with ansible-pull from a local git repository
 	molecule test -s pull

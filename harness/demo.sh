@@ -10,9 +10,13 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 name=${PI_VOICE_DEMO_NAME:-pi-voice-demo}
 image=${PI_VOICE_DEMO_IMAGE:-pi-voice/debian:trixie-arm64}
-demo=$repo/.demo
+demo=$repo/.demo/$name  # one directory per demo Pi (another may run beside it)
 
 port=${PI_VOICE_DEMO_PORT:-8730}
+# The demo Pi's broker and Wyoming server on loopback ports derived from it (18830, 10310 by
+# default), apart from molecule's scenarios and another demo Pi on the shared host network.
+mqtt_port=$((port + 10100))
+wyoming_port=$((port + 1580))
 
 if [ "${1:-}" = clean ]; then
     docker rm -f "$name" >/dev/null 2>&1 && echo "removed container $name" || echo "no container $name"
@@ -55,9 +59,9 @@ python3 "$repo/harness/artifact_server.py" --root "$demo/origin" --port "$port" 
 cat >"$demo/model.yml" <<YML
 deepspeech_model_name: fixture_model
 deepspeech_model_version: "1"
-rhasspy_asr_mqtt_port: 18830  # the demo broker, apart from molecule's on the shared host network
+rhasspy_asr_mqtt_port: $mqtt_port  # the demo broker, apart from molecule's on the shared host network
 wyoming_asr_bind_address: 127.0.0.1  # the demo Pi shares the host's network: Wyoming on loopback only
-wyoming_asr_port: 10310
+wyoming_asr_port: $wyoming_port
 wyoming_asr_zeroconf_address: 127.0.0.1
 rhasspy_asr_mqtt_systemd_credentials: false  # systemd in a container cannot hand the service a credential
 voice_verify_max_rtf: 50.0  # qemu emulates the ARM CPU much slower than a real Pi; speed belongs in bench/
