@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Dict
@@ -199,3 +200,15 @@ def test_verify_gates_fail_with_clear_messages(tmp_path: Path, extra: Dict[str, 
                          check=False, timeout=600)
     assert run.returncode != 0
     assert message in " ".join(run.stdout.split()), run.stdout[-3000:]
+
+
+@pytest.mark.parametrize("unit", ["rhasspy-asr-deepspeech-hermes.service", "rhasspy-asr-reload.service", "voice-retrain.service",
+                                  "voice-retrain-recheck.service", "wyoming-asr.service", "mosquitto.service"])
+def test_every_service_of_the_appliance_is_hardened(host: Any, unit: str) -> None:
+    """systemd-analyze security: exposure at most 3.0 for every service the appliance runs (the broker included)."""
+    out = host.run("systemd-analyze security {} --no-pager".format(unit))
+    found = re.search(r"Overall exposure level for {}: ([0-9.]+)".format(re.escape(unit)), out.stdout)
+    assert found, out.stdout[-2000:] + out.stderr
+    assert float(found.group(1)) <= 3.0, out.stdout
+    if unit == "mosquitto.service":
+        assert host.check_output("ps -o user= -C mosquitto") == "mosquitto", "the broker runs as its own account, never root"
