@@ -41,13 +41,10 @@ def _module() -> ModuleType:
     return module
 
 
+# The same staging play and port helper as the artifact_stage tests.
+from test_artifact_stage import PLAYBOOK, _free_port  # noqa: E402
+
 gdrive_folder = _module()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Drive:
@@ -192,23 +189,6 @@ def test_parse_listing_reads_drive_markup_and_refuses_other_html() -> None:
 
 # --- the role's fetch tasks with the real table --------------------------------------------------
 
-PLAYBOOK = """
-- name: Stage the German model for a fleet.
-  hosts: all
-  gather_facts: false
-  tasks:
-    - name: Load the table.
-      ansible.builtin.include_role:
-        name: artifact_stage
-        tasks_from: catalog
-    - name: Fetch once for the whole fleet.
-      ansible.builtin.include_role:
-        name: artifact_stage
-        tasks_from: fetch
-        apply:
-          delegate_to: localhost
-          run_once: true
-"""
 
 
 class Controller:
