@@ -73,7 +73,7 @@ CASES: Dict[str, Case] = {
     "stage_tilde_path": Case("artifact_stage_local_dir", "~/artifacts", "a relative path"),
     # deepspeech_runtime
     "runtime_unknown_choice": Case("deepspeech_runtime_x86_flavour", "tensorflw", "\"tensorflw\" is not one of the choices"),
-    "runtime_int_for_bool": Case("deepspeech_runtime_prefer_compat", 1, "it is a number; expected true or false"),
+    "runtime_bool_for_str": Case("deepspeech_runtime_arm64_native_client_url", True, "it is a boolean; expected a string"),
     "runtime_relative_venv": Case("deepspeech_runtime_venv", "venv", "a relative path"),
     # deepspeech_model
     "model_word_for_int": Case("deepspeech_model_keep_previous", "one", "it is a string"),
