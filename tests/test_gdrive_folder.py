@@ -12,10 +12,8 @@ import hashlib
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Dict, Iterator, List, Optional
@@ -24,7 +22,6 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-SERVER = REPO / "harness" / "artifact_server.py"
 FOLDER = "1PFSIdmi4Ge8EB75cYh2nfYOXlCIgiMEL"  # the v0.7.4 folder of AASHISHAG/deepspeech-german
 ALPHABET_ID = "1zIvpdJ0YOreg_HwVwoyt_6BEEusH5g4w"  # its alphabet.txt
 VARIANTS = {"tflite": "output_graph.tflite", "pb": "output_graph.pb", "alphabet": "alphabet.txt",
@@ -42,7 +39,7 @@ def _module() -> ModuleType:
 
 
 # The same staging play and port helper as the artifact_stage tests.
-from test_artifact_stage import PLAYBOOK, _free_port  # noqa: E402
+from test_artifact_stage import PLAYBOOK, _server  # noqa: E402
 
 gdrive_folder = _module()
 
@@ -67,22 +64,9 @@ class Drive:
 
 @contextlib.contextmanager
 def _drive(root: Path, log: Path) -> Iterator[Drive]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--root", str(root), "--port", str(port), "--log", str(log),
-                             "--gdrive-folder", FOLDER + "=german", "--gdrive", ALPHABET_ID + "=german/alphabet.txt",
-                             "--gdrive-confirm-over", str(BIG)])
-    try:
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with _server(root, log, "--gdrive-folder", FOLDER + "=german", "--gdrive", ALPHABET_ID + "=german/alphabet.txt",
+                 "--gdrive-confirm-over", str(BIG)) as port:
         yield Drive(root, log, port)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _populate(root: Path, missing: str = "") -> None:
