@@ -184,23 +184,9 @@ def sentence_files(config: Dict[str, Any]) -> List[str]:
 
 
 def store_rhasspy_sentences(config: Dict[str, Any], text: str) -> Path:
-    """Keep the sentences of a Rhasspy training request where every later build reads them.
-
-    Written atomically (a build reads the old or the new file, never a torn one) and durably."""
+    """Keep the sentences of a Rhasspy training request where every later build reads them."""
     target = Path(config["rhasspy_sentences"])
-    tmp = target.with_name(".%s.%d.tmp" % (target.name, os.getpid()))
-    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(str(tmp), str(target))
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-    scorer_mod.fsync_dir(target.parent)
+    write_durably(target, text)
     return target
 
 def _sha256(path: Path) -> str:
@@ -362,14 +348,25 @@ def _read_state(path: Path) -> Dict[str, Any]:
 
 def _write_state(path: Path, state: Dict[str, Any]) -> None:
     """Replace the state record atomically and durably (it decides whether a run is due)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(state, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(str(tmp), str(path))
-    scorer_mod.fsync_dir(path.parent)
+    write_durably(path, json.dumps(state, indent=2, sort_keys=True) + "\n")
+
+
+def write_durably(target: Path, text: str) -> None:
+    """Replace ``target`` with ``text`` atomically (readers see the old or the new file, never a torn
+    one) and durably (file and directory fsynced); a link planted at the temporary name is not followed."""
+    tmp = target.with_name(".%s.%d.tmp" % (target.name, os.getpid()))
+    fd = os.open(str(tmp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(str(tmp), str(target))
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    scorer_mod.fsync_dir(target.parent)
 
 
 def touch_stamp(path: Path) -> None:
