@@ -115,11 +115,16 @@ register_qemu_aarch64() {
     done
 }
 
+# The major version of a qemu binary (0 when it does not run).
+qemu_major() {
+    "$1" --version 2>/dev/null | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1 | grep . || echo 0
+}
+
 # Prints the path of a cached qemu-aarch64 of at least QEMU_MIN_MAJOR, fetching it first if needed.
 fetch_qemu() {
     local root=$cache/qemu found
     found=$(ls -d "$root"/*/usr/bin/qemu-aarch64 2>/dev/null | sort -V | tail -n1 || true)
-    if [ -n "$found" ] && [ "$("$found" --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1)" -ge "$QEMU_MIN_MAJOR" ]; then
+    if [ -n "$found" ] && [ "$(qemu_major "$found")" -ge "$QEMU_MIN_MAJOR" ]; then
         echo "$found"
         return
     fi
@@ -143,7 +148,7 @@ fetch_qemu() {
     dpkg-deb -x "$deb" "$root/$version.tmp"
     rm -rf "${root:?}/$version" && mv "$root/$version.tmp" "$root/$version" && rm -f "$deb"
     found=$root/$version/usr/bin/qemu-aarch64
-    [ "$("$found" --version | sed -n 's/.*version \([0-9]*\)\..*/\1/p' | head -n1)" -ge "$QEMU_MIN_MAJOR" ] \
+    [ "$(qemu_major "$found")" -ge "$QEMU_MIN_MAJOR" ] \
         || die "$QEMU_SUITE's qemu-user is older than $QEMU_MIN_MAJOR: $("$found" --version | head -n1)"
     echo "$found"
 }
