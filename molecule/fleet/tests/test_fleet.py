@@ -185,14 +185,19 @@ def test_a_pi_lost_mid_rollout_resumes_from_the_state_it_kept(fleet: Dict[str, A
             time.sleep(0.5)
         else:
             pytest.fail("the Pi never switched to model fleet-2")
-        subprocess.run(["docker", "stop", "-t", "10", pi], check=True, stdout=subprocess.DEVNULL)
+        # Power off: killed at once, no shutdown during which the rollout could still reach the Pi.
+        subprocess.run(["docker", "kill", pi], check=True, stdout=subprocess.DEVNULL)
         out, _ = run.communicate(timeout=900)
     finally:
         if run.poll() is None:
             run.kill()
         subprocess.run(["docker", "start", pi], check=False, stdout=subprocess.DEVNULL)
     assert run.returncode != 0, out[-3000:]
-    assert _rows(EPHEMERAL / "report-lost")[pi]["status"] == "unreachable", out[-3000:]
+    # Over ssh a powered-off Pi is "unreachable"; through the docker connection the stopped container's error
+    # comes back as a failed task ("Container ... is not running"). Either way the rollout did not finish it.
+    lost = _rows(EPHEMERAL / "report-lost")[pi]
+    assert lost["status"] in ("unreachable", "failed"), lost
+    assert "is not running" in out or "UNREACHABLE" in out, out[-3000:]
     for _ in range(120):  # systemd boots the Pi again
         if subprocess.run(["docker", "exec", pi, "systemctl", "is-system-running", "--wait"], stdout=subprocess.PIPE,
                           check=False).returncode in (0, 1):
