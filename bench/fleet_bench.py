@@ -212,7 +212,8 @@ class Runner:
         venv_bin = REPO / ".venv" / "bin"
         self.ansible_playbook = str(venv_bin / "ansible-playbook")
         self.env = dict(os.environ, PATH=str(venv_bin) + os.pathsep + os.environ.get("PATH", ""),
-                        ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_PIPELINING="1",
+                        ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"),
+                        ANSIBLE_PIPELINING="1",
                         ANSIBLE_CACHE_PLUGIN_CONNECTION=str(self.fact_cache), ANSIBLE_FORCE_COLOR="0",
                         ANSIBLE_NOCOLOR="1")
 

@@ -5,7 +5,7 @@ whose Pis are unreachable (ssh to 127.0.0.1 port 1, refused at once): one host p
 one host with nothing set. A bad host must fail at the variable check with a message naming the
 variable, the value and what is expected; the good host must pass it and only then meet the
 unreachable Pi at the probe, the first task that would reach a Pi, which proves that nothing ran
-before the check. build-tools.yml (localhost only) is run with ``--tags always``, which runs the
+before the check. build_tools.yml (localhost only) is run with ``--tags always``, which runs the
 check and nothing else.
 
 Role entry points: every entry point in every roles/*/meta/argument_specs.yml is included with one
@@ -29,7 +29,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 ROLES = REPO / "roles"
 
-_spec = importlib.util.spec_from_file_location("appliance_vars", REPO / "playbooks/filter_plugins/appliance_vars.py")
+_spec = importlib.util.spec_from_file_location("appliance_vars", REPO / "plugins/filter/appliance_vars.py")
 assert _spec and _spec.loader
 appliance_vars = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(appliance_vars)
@@ -119,12 +119,12 @@ ENTRY_POINTS: Dict[str, List[str]] = {
     "playbooks/stage.yml": ["deps", "stage", "runtime", "model", "tools", "rasr"],
     "playbooks/appliance.yml": _PROVISION,
     "playbooks/rollout.yml": _PROVISION + ["verify", "rollout"],
-    "playbooks/pull-setup.yml": ["pull"],
+    "playbooks/pull_setup.yml": ["pull"],
     "playbooks/retrain.yml": ["retrain"],
     "playbooks/rollback.yml": ["model"],
     "playbooks/verify.yml": ["verify"],
     "playbooks/probe.yml": ["deps"],
-    "playbooks/build-tools.yml": ["tools", "stage"],
+    "playbooks/build_tools.yml": ["tools", "stage"],
 }
 
 
@@ -182,7 +182,7 @@ def _run_entry_point(entry_point: str, work: Path) -> Dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     cases = _cases_for(entry_point)
     playbook = str(REPO / entry_point)
-    if entry_point == "playbooks/build-tools.yml":
+    if entry_point == "playbooks/build_tools.yml":
         # localhost only: the bad values all at once (one run reports them all; a variable with two cases
         # takes two runs), then none (the check passes).
         rounds: List[List[str]] = []
@@ -242,7 +242,7 @@ def test_bad_value_is_refused_before_anything_runs(outcomes: Dict[str, Dict[str,
 @pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))
 def test_nothing_set_passes_the_check(outcomes: Dict[str, Dict[str, Any]], entry_point: str) -> None:
     good = outcomes[entry_point]["good"]
-    if entry_point == "playbooks/build-tools.yml":
+    if entry_point == "playbooks/build_tools.yml":
         assert good is None, good
         tasks = [t["task"]["name"] for p in outcomes[entry_point]["good_report"]["plays"] for t in p["tasks"]]
         assert tasks == [CHECK_TASK]

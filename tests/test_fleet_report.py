@@ -266,6 +266,14 @@ def test_project_root(tmp_path: Path) -> None:
     assert fr.project_root(str(tmp_path / "site.yml")) == str(tmp_path)
 
 
+def test_project_root_of_an_installed_collections_playbook_is_where_the_user_runs_it(tmp_path: Path) -> None:
+    installed = tmp_path / "collections" / "ansible_collections" / "pivoice" / "voice_appliance"
+    (installed / "playbooks").mkdir(parents=True)
+    (installed / "ansible.cfg").write_text("[defaults]\n")  # even one shipped inside is not the user's project
+    fleet = tmp_path / "fleet"
+    assert fr.project_root(str(installed / "playbooks" / "site.yml"), cwd=str(fleet)) == str(fleet)
+
+
 # --------------------------------------------------------------------------------------------
 # End to end: ansible-playbook with the callback enabled
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-MODULE_PATH = Path(__file__).resolve().parents[1] / "roles" / "deepspeech_model" / "library" / "model_marker.py"
+MODULE_PATH = Path(__file__).resolve().parents[1] / "plugins" / "modules" / "model_marker.py"
 _spec = importlib.util.spec_from_file_location("model_marker_module", str(MODULE_PATH))
 marker = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(marker)  # type: ignore[union-attr]

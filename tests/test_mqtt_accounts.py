@@ -20,7 +20,7 @@ import jinja2
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-MODULE_PATH = REPO / "roles" / "rhasspy_asr" / "library" / "mqtt_accounts.py"
+MODULE_PATH = REPO / "plugins" / "modules" / "mqtt_accounts.py"
 ACL_TEMPLATE = REPO / "roles" / "rhasspy_asr" / "templates" / "mosquitto-acl.j2"
 
 _spec = importlib.util.spec_from_file_location("mqtt_accounts_module", str(MODULE_PATH))

@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-MODULE_PATH = REPO / "roles" / "rhasspy_asr" / "library" / "rhasspy_profile.py"
+MODULE_PATH = REPO / "plugins" / "modules" / "rhasspy_profile.py"
 
 _spec = importlib.util.spec_from_file_location("rhasspy_profile_module", str(MODULE_PATH))
 profile_module = importlib.util.module_from_spec(_spec)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-MODULE_PATH = Path(__file__).resolve().parents[1] / "roles" / "voice_verify" / "library" / "rollout_state.py"
+MODULE_PATH = Path(__file__).resolve().parents[1] / "plugins" / "modules" / "rollout_state.py"
 _spec = importlib.util.spec_from_file_location("rollout_state_module", str(MODULE_PATH))
 state = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(state)  # type: ignore[union-attr]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parent.parent / "roles" / "voice_verify" / "filter_plugins" / "speech_metrics.py"
+_PATH = Path(__file__).resolve().parent.parent / "plugins" / "filter" / "speech_metrics.py"
 _SPEC = importlib.util.spec_from_file_location("speech_metrics", str(_PATH))
 metrics = importlib.util.module_from_spec(_SPEC)
 assert _SPEC.loader is not None

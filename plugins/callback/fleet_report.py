@@ -35,13 +35,15 @@ description:
   - The HTML page is self-contained and embeds a plot of the real-time factor per host as an SVG image.
   - A problem while writing the report is shown as a warning; it never fails the playbook.
 requirements:
-  - Enable it with C(callbacks_enabled = fleet_report) and C(callback_plugins = ./plugins/callback).
+  - Enable it with C(callbacks_enabled = fleet_report) and C(callback_plugins = ./plugins/callback) in a
+    checkout, or C(callbacks_enabled = pivoice.voice_appliance.fleet_report) with the installed collection.
 options:
   report_dir:
     description:
       - Directory the three report files are written to (created when missing).
       - Default is C(fleet-report) in the project root, the nearest directory at or above the
-        playbook's directory that holds an C(ansible.cfg) (else the playbook's directory).
+        playbook's directory that holds an C(ansible.cfg) (else the playbook's directory); for a
+        playbook of the installed collection (C(pivoice.voice_appliance.site)) the current directory.
     type: path
     env:
       - name: PI_VOICE_FLEET_REPORT_DIR
@@ -609,9 +611,15 @@ def render_json(report: Mapping[str, Any]) -> str:
 # Files
 # ---------------------------------------------------------------------------------------------
 
-def project_root(playbook_path: str) -> str:
-    """The nearest directory at or above the playbook's that holds an ansible.cfg, else the playbook's."""
+def project_root(playbook_path: str, cwd: Optional[str] = None) -> str:
+    """The nearest directory at or above the playbook's that holds an ansible.cfg, else the playbook's.
+
+    A playbook of an installed collection (pivoice.voice_appliance.site, below an ansible_collections
+    directory) belongs to no project of the user's: the report goes where the user runs it (cwd).
+    """
     start = os.path.dirname(os.path.abspath(playbook_path))
+    if "ansible_collections" in start.split(os.sep):
+        return os.path.abspath(cwd or os.getcwd())
     here = start
     while True:
         if os.path.isfile(os.path.join(here, "ansible.cfg")):

@@ -200,7 +200,7 @@ def mqtt_accounts() -> ModuleType:
     """The rhasspy_asr role's mqtt_accounts module (Mosquitto's password hashes)."""
     name = "rhasspy_asr_mqtt_accounts"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, str(REPO / "roles" / "rhasspy_asr" / "library" / "mqtt_accounts.py"))
+        spec = importlib.util.spec_from_file_location(name, str(REPO / "plugins" / "modules" / "mqtt_accounts.py"))
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)  # type: ignore[union-attr]

@@ -8,12 +8,12 @@ no bool, and a ``path`` must be absolute (a relative one would be resolved again
 directory a task happens to run in).
 
 Used by playbooks/probe.yml (imported first by every playbook that reaches the Pis) and
-playbooks/build-tools.yml as one task::
+playbooks/build_tools.yml as one task::
 
-    appliance_names: "{{ 'roles' | appliance_variable_names }}"
+    appliance_names: "{{ 'roles' | pivoice.voice_appliance.appliance_variable_names }}"
     appliance_errors: >-
       {{ dict(appliance_names | zip(query('ansible.builtin.vars', *appliance_names, default='__appliance_unset__')))
-         | appliance_variable_errors }}
+         | pivoice.voice_appliance.appliance_variable_errors }}
 
 Each message names the variable, the value given (hidden for secrets), what is expected and the fix.
 """
@@ -32,7 +32,7 @@ from jinja2 import Undefined
 # The value the vars lookup returns for a variable nobody set.
 UNSET = "__appliance_unset__"
 
-ROLES_DIR = Path(__file__).resolve().parent.parent.parent / "roles"
+ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"  # plugins/filter/ -> the collection root
 
 # Variables of the playbooks themselves (not of a role), in argument spec form.
 PLAYBOOK_OPTIONS: Dict[str, Dict[str, Any]] = {

@@ -7,7 +7,8 @@ from typing import Any, Callable, Dict
 
 from ansible.errors import AnsibleFilterError
 
-_SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "built_sums.py"
+# plugins/filter/ -> the collection root.
+_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "built_sums.py"
 
 
 def _module() -> Any:

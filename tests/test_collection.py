@@ -1,0 +1,129 @@
+"""The repository is the Ansible collection pivoice.voice_appliance (issue 13, item 1).
+
+Built with ansible-galaxy into a tarball, installed into a temporary collections path and used from a
+separate inventory directory that holds no file of this repository: every playbook resolves by its
+collection name, and the probe runs for real against the controller (the collection's filter plugins,
+its roles' argument specs, the raw probe and the fleet report callback), refusing a wrongly typed variable
+of the user's inventory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text())
+NAME = "{}.{}".format(GALAXY["namespace"], GALAXY["name"])
+PLAYBOOKS = sorted(p.stem for p in (REPO / "playbooks").glob("*.yml"))
+
+
+def _tool(name: str) -> str:
+    local = BIN / name
+    return str(local) if local.exists() else name
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+    """The built tarball, installed into an empty collections path (ansible-galaxy run outside the checkout,
+    whose ansible.cfg would show it the checkout as already installed)."""
+    work = tmp_path_factory.mktemp("collection")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(work / "none.cfg"), ANSIBLE_COLLECTIONS_PATH=str(work / "none"))
+    built = subprocess.run([_tool("ansible-galaxy"), "collection", "build", "--output-path", str(work), str(REPO)], cwd=str(work),
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
+    assert built.returncode == 0, built.stdout
+    tarball = work / "{}-{}-{}.tar.gz".format(GALAXY["namespace"], GALAXY["name"], GALAXY["version"])
+    assert tarball.is_file(), built.stdout
+    done = subprocess.run([_tool("ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(work / "collections"),
+                           str(tarball)], cwd=str(work), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=300, check=False)
+    assert done.returncode == 0 and "installed successfully" in done.stdout, done.stdout
+    user = work / "fleet"  # the fleet owner's own inventory repository
+    (user / "group_vars").mkdir(parents=True)
+    (user / "ansible.cfg").write_text("[defaults]\ncollections_path = {}\nretry_files_enabled = false\n"
+                                      "callbacks_enabled = {}.fleet_report\n".format(work / "collections", NAME))
+    (user / "pis.ini").write_text("[voice_assistants]\ncontroller ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n")
+    return {"tarball": tarball, "collections": work / "collections", "user": user}
+
+
+def _playbook(user: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_CONFIG=str(user / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1")
+    return subprocess.run([_tool("ansible-playbook"), "-i", "pis.ini", *args], cwd=str(user), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, universal_newlines=True, timeout=300, check=False)
+
+
+def test_the_tarball_holds_what_a_run_needs_and_no_test_bed(installed: Dict[str, Path]) -> None:
+    with tarfile.open(str(installed["tarball"])) as tar:
+        names = set(tar.getnames())
+    manifest = json.loads(tarfile.open(str(installed["tarball"])).extractfile("MANIFEST.json").read())  # type: ignore[union-attr]
+    assert manifest["collection_info"]["version"] == GALAXY["version"]
+    needed: List[str] = ["meta/runtime.yml", "playbooks/site.yml", "artifacts.yml", "scripts/registry_fetch.py",
+                         "harness/build-tools.sh", "files/fixture/das_ist_ein_test.wav", "plugins/callback/fleet_report.py"]
+    needed += [str(p.relative_to(REPO)) for p in (REPO / "plugins").glob("*/*.py")]
+    needed += [str(p.relative_to(REPO)) for p in (REPO / "roles").glob("*/meta/argument_specs.yml")]
+    needed += [str(p.relative_to(REPO)) for p in (REPO / "python").glob("*/*/*.py") if "/tests/" not in str(p)]
+    assert [name for name in needed if name not in names] == []
+    unwanted = [n for n in names if re.match(r"(molecule|tests|bench|\.collections|\.venv|\.git|python/[^/]+/tests)(/|$)", n)]
+    assert unwanted == []
+
+
+def test_the_collection_requires_the_ansible_core_it_is_tested_with() -> None:
+    from ansible.module_utils.compat.version import LooseVersion
+    from ansible.release import __version__
+
+    runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
+    minimum = re.fullmatch(r">=\s*([0-9.]+)", runtime["requires_ansible"])
+    assert minimum, runtime
+    assert LooseVersion(__version__) >= LooseVersion(minimum.group(1))
+
+
+def test_plugins_live_in_the_collections_plugin_directories_only() -> None:
+    stray = [str(p.relative_to(REPO)) for pattern in ("roles/*/library/*", "roles/*/filter_plugins/*", "playbooks/*_plugins/*")
+             for p in REPO.glob(pattern)]
+    assert stray == []
+
+
+def test_tasks_name_the_collections_modules_and_filters_by_their_full_names() -> None:
+    modules = [p.stem for p in (REPO / "plugins" / "modules").glob("*.py")]
+    filters = ["appliance_variable_errors", "appliance_variable_names", "built_sum_pins", "deepspeech_model_format",
+               "voice_verify_timing", "voice_verify_wer"]
+    short = re.compile(r"^\s+-?\s*({}):|\|\s*({})\b".format("|".join(modules), "|".join(filters)), re.M)
+    files = [p for p in list((REPO / "roles").rglob("*.yml")) + list((REPO / "roles").rglob("*.j2")) + list((REPO / "playbooks").glob("*.yml"))]
+    found = ["{}: {}".format(p.relative_to(REPO), m.group(0).strip()) for p in files for m in short.finditer(p.read_text())]
+    assert found == []
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_every_playbook_resolves_by_its_collection_name_from_another_directory(installed: Dict[str, Path], playbook: str) -> None:
+    run = _playbook(installed["user"], "{}.{}".format(NAME, playbook), "--syntax-check")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert str(installed["collections"]) in run.stdout, run.stdout[-2000:]  # the installed copy, not this checkout
+
+
+def test_the_installed_probe_runs_for_real_and_refuses_a_wrong_type_of_the_users_inventory(installed: Dict[str, Path]) -> None:
+    user = installed["user"]
+    run = _playbook(user, NAME + ".probe")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    stats = json.loads(run.stdout[run.stdout.find("{"):])["stats"]["controller"]
+    assert stats["ok"] > 0 and stats["failures"] == 0 and stats["unreachable"] == 0, stats
+    # The collection's callback, enabled by its full name, reports into the user's directory.
+    report = json.loads((user / "fleet-report" / "fleet-report.json").read_text())
+    assert report["playbook"].endswith("probe.yml") and [h["host"] for h in report["hosts"]] == ["controller"], report
+
+    (user / "group_vars" / "voice_assistants.yml").write_text("deepspeech_deps_min_ram_mb: [1, 2]\n")
+    try:
+        bad = _playbook(user, NAME + ".probe")
+    finally:
+        (user / "group_vars" / "voice_assistants.yml").unlink()
+    assert bad.returncode != 0
+    assert "deepspeech_deps_min_ram_mb" in bad.stdout and "expected a whole number (int)" in bad.stdout, bad.stdout[-3000:]
