@@ -69,7 +69,7 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--roles", type=Path, default=Path(__file__).resolve().parent.parent / "roles")
     args = parser.parse_args(argv)
     failures: List[str] = []
-    for role in sorted(p for p in args.roles.iterdir() if (p / "tasks").is_dir()):
+    for role in sorted(p for p in args.roles.iterdir() if (p / "meta" / "argument_specs.yml").is_file()):
         failures += problems(role)
         readme = role / "README.md"
         text = readme.read_text() if readme.exists() else ""

@@ -1,0 +1,123 @@
+"""Every shared value (account, directories, virtualenv, model link, generated scorer) is defined once,
+in the role voice_appliance, and every role derives its own from it (issue 13, item 3).
+
+Statically: no role default or variable file spells the shared paths or the account any more, and
+every role that touches the Pi depends on voice_appliance. Through Ansible: a play with every such
+role, the account and the three directories changed in the inventory, shows every derived variable
+of every role moved with them (nothing of the roles' tasks runs: only their argument checks).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+ROLES = REPO / "roles"
+SHARED = yaml.safe_load((ROLES / "voice_appliance" / "defaults" / "main.yml").read_text())
+OLD = ("/opt/voice-appliance", "/var/lib/voice-appliance/", "/etc/voice-appliance")
+# Roles that run on the Pi (artifact_stage runs on the controller only).
+PI_ROLES = sorted(p.parent.parent.name for p in ROLES.glob("*/meta/main.yml")
+                  if p.parent.parent.name not in ("voice_appliance", "artifact_stage"))
+MOVED = {"voice_appliance_user": "assistant", "voice_appliance_group": "assistants",
+         "voice_appliance_base_dir": "/srv/va", "voice_appliance_state_dir": "/srv/va-state",
+         "voice_appliance_config_dir": "/srv/va-etc"}
+
+
+def _derived() -> Dict[str, List[str]]:
+    """Per role, its default variables that are derived from a shared value."""
+    found: Dict[str, List[str]] = {}
+    for role in PI_ROLES:
+        defaults = yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text()) or {}
+        found[role] = sorted(name for name, value in defaults.items() if "voice_appliance_" in json.dumps(value))
+    return found
+
+
+def test_the_shared_paths_and_the_account_are_spelled_only_in_voice_appliance() -> None:
+    spelled = []
+    for role in PI_ROLES:
+        for part in ("defaults", "vars"):
+            path = ROLES / role / part / "main.yml"
+            if not path.exists():
+                continue
+            for name, value in (yaml.safe_load(path.read_text()) or {}).items():
+                text = json.dumps(value)
+                if any(old in text for old in OLD) and name != "appliance_pull_legacy_state_dirs":
+                    spelled.append("{}/{}: {} = {}".format(role, part, name, text))
+                if name.endswith(("_user", "_group")) and value in ("voice",):
+                    spelled.append("{}/{}: {} = {}".format(role, part, name, text))
+    assert spelled == []
+    assert SHARED["voice_appliance_user"] == "voice" and SHARED["voice_appliance_base_dir"] == "/opt/voice-appliance"
+
+
+@pytest.mark.parametrize("role", PI_ROLES)
+def test_every_role_on_the_pi_depends_on_the_shared_values(role: str) -> None:
+    meta = yaml.safe_load((ROLES / role / "meta" / "main.yml").read_text())
+    assert {"role": "voice_appliance"} in meta["dependencies"], meta["dependencies"]
+
+
+def test_a_changed_account_and_directories_move_every_piece(tmp_path: Path) -> None:
+    derived = _derived()
+    names = [name for role in PI_ROLES for name in derived[role]]
+    assert len(names) >= 30, derived  # the venv, paths and account of every role
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
+        "vars": dict(MOVED, appliance_pull_repo_url="file:///srv/fleet.git")}}))  # the one required option
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
+        "name": "Every role with the shared values moved.", "hosts": "localhost", "gather_facts": False,
+        "roles": PI_ROLES,
+        "post_tasks": [{"name": "Show the derived values.", "tags": ["shown"],
+                        "ansible.builtin.debug": {"msg": "{{ dict(names | zip(query('ansible.builtin.vars', *names))) }}"},
+                        "vars": {"names": names}}]}], sort_keys=False))
+    (tmp_path / "ansible.cfg").write_text("[defaults]\nroles_path = {}\nretry_files_enabled = false\n".format(ROLES))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    bin_dir = Path(sys.executable).parent
+    playbook = str(bin_dir / "ansible-playbook") if (bin_dir / "ansible-playbook").exists() else "ansible-playbook"
+    run = subprocess.run([playbook, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"), "--tags", "shown"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    report: Dict[str, Any] = json.loads(run.stdout[run.stdout.find("{"):])
+    shown = [task for play in report["plays"] for task in play["tasks"] if task["task"]["name"] == "Show the derived values."]
+    values: Dict[str, Any] = shown[0]["hosts"]["localhost"]["msg"]
+    stale = {name: value for name, value in values.items() if any(old.rstrip("/") in json.dumps(value) for old in OLD)}
+    assert stale == {}
+    for name, value in values.items():
+        if name.endswith("_user"):
+            assert value == "assistant", name
+        elif name.endswith("_group"):
+            assert value == "assistants", name
+        else:
+            assert any(str(value).startswith(new) or "/srv/va" in json.dumps(value) for new in MOVED.values()), (name, value)
+    assert values["deepspeech_runtime_venv"] == values["rhasspy_asr_venv"] == values["wyoming_asr_venv"] == "/srv/va/venv"
+    assert values["scorer_retrain_output_scorer"] == values["wyoming_asr_generated_scorer"] == "/srv/va-state/generated.scorer"
+    assert values["rhasspy_asr_model_link"] == "/srv/va/models/current"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("moved,message", [
+    ({"voice_appliance_user": "root"}, "voice_appliance_user/voice_appliance_group is root/voice: the appliance's services run as an unprivileged account"),
+    ({"voice_appliance_state_dir": "/opt/voice-appliance/state"},
+     "voice_appliance_state_dir (/opt/voice-appliance/state) is voice_appliance_base_dir (/opt/voice-appliance) or lies inside it"),
+    ({"voice_appliance_config_dir": "/var/lib/voice-appliance/"},
+     "voice_appliance_config_dir (/var/lib/voice-appliance/) is voice_appliance_state_dir (/var/lib/voice-appliance) or lies inside it"),
+])
+def test_root_or_mixed_directories_are_refused_before_any_role_runs(tmp_path: Path, moved: Dict[str, str], message: str) -> None:
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}, "vars": moved}}))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{"name": "The first role that uses the shared values.", "hosts": "localhost",
+                                                       "gather_facts": False, "roles": ["deepspeech_deps"]}]))
+    (tmp_path / "ansible.cfg").write_text("[defaults]\nroles_path = {}\nretry_files_enabled = false\n".format(ROLES))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    bin_dir = Path(sys.executable).parent
+    playbook = str(bin_dir / "ansible-playbook") if (bin_dir / "ansible-playbook").exists() else "ansible-playbook"
+    run = subprocess.run([playbook, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
+    assert run.returncode != 0
+    assert message in " ".join(run.stdout.split()), run.stdout[-3000:]
+    assert "TASK [deepspeech_deps" not in run.stdout.replace("TASK [deepspeech_deps : Validating arguments", ""), run.stdout[-3000:]
