@@ -435,3 +435,272 @@ def test_the_zeroconf_announcement_resolves_on_loopback(tmp_path, official_libra
                             universal_newlines=True, check=True, env=dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT)))
     assert json.loads(record.stdout) == {"type": "_wyoming._tcp.local.", "name": "pi._wyoming._tcp.local.",
                                          "server": "pi.local.", "port": 10300, "addresses": ["127.0.0.1"]}
+
+
+# --- Batching, in-process with a stand-in library (what the server hands to the library, and when) --
+
+class FakeStream:
+    """Records every call in the library's order; a feed can be held until the test lets it go."""
+
+    def __init__(self, library: "FakeLibrary") -> None:
+        self.library = library
+        self.fed = array.array("h")
+
+    def feedAudioContent(self, audio: Any) -> None:
+        assert isinstance(audio, array.array) and audio.typecode == "h", type(audio)  # no bytes round trip
+        self.library.log.append(("feed", len(audio)))
+        if self.library.fail_feed:
+            raise RuntimeError("stand-in failure")
+        self.library.gate.wait(30)
+        self.fed.extend(audio)
+
+    def text(self) -> str:
+        return " ".join("wort{}".format(i) for i in range(len(self.fed) // 8000))
+
+    def intermediateDecode(self) -> str:
+        self.library.log.append(("intermediate", len(self.fed)))
+        return self.text()
+
+    def finishStream(self) -> str:
+        self.library.log.append(("finish", len(self.fed)))
+        self.library.finished.append(self.fed.tobytes())
+        return self.text()
+
+    def freeStream(self) -> None:
+        self.library.log.append(("free", len(self.fed)))
+
+
+class FakeLibrary:
+    """Stands in for the deepspeech module: Model(path) -> createStream() -> FakeStream."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.log: List[Any] = []
+        self.finished: List[bytes] = []
+        self.fail_feed = False
+        self.gate = threading.Event()
+        self.gate.set()
+        library = self
+
+        class Model:
+            def __init__(self, path: str) -> None:
+                pass
+
+            def sampleRate(self) -> int:
+                return 16000
+
+            def createStream(self) -> FakeStream:
+                library.log.append(("create", 0))
+                return FakeStream(library)
+
+        self.Model = Model
+
+
+async def in_process(tmp: Path, library: FakeLibrary, streaming: bool, test: Any) -> None:
+    """A server over the stand-in library on 127.0.0.1; `test(port, handlers, server)` talks to it."""
+    model = tmp / "output_graph.tflite"
+    model.write_bytes(b"stand-in")
+    holder = wyoming_asr.ModelHolder(str(model), library=library)
+    await holder.load()
+    server = wyoming_asr.Server(holder, wyoming_asr.Limits(), wyoming_asr.build_info(str(model), "0.7.4"), streaming)
+    handlers: List[wyoming_asr.AsrHandler] = []
+
+    async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = wyoming_asr.AsrHandler(server, reader, writer)
+        handlers.append(handler)
+        await handler.run()
+
+    tcp = await asyncio.start_server(connected, "127.0.0.1", 0)
+    try:
+        await test(tcp.sockets[0].getsockname()[1], handlers, server)
+    finally:
+        tcp.close()
+        await tcp.wait_closed()
+        holder.worker.shutdown(wait=True)
+
+
+async def until(condition: Any, what: str) -> None:
+    """Wait (without any timing claim) until the server reached a state."""
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the server never reached: " + what)
+
+
+async def send_utterance(client: AsyncTcpClient, pcm: bytes, step: int = 3200) -> None:
+    await client.write_event(Transcribe(language="de").event())
+    await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+    for start in range(0, len(pcm), step):
+        await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=pcm[start:start + step]).event())
+
+
+async def answer(client: AsyncTcpClient) -> List[Event]:
+    events: List[Event] = []
+    while not events or not (Transcript.is_type(events[-1].type) or Error.is_type(events[-1].type)):
+        event = await asyncio.wait_for(client.read_event(), 60)
+        assert event is not None, events
+        events.append(event)
+    return events
+
+
+def ramp(samples: int) -> bytes:
+    return array.array("h", (i % 30000 for i in range(samples))).tobytes()
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "no-streaming"])
+def test_chunks_that_arrive_during_a_library_call_go_into_the_next_one(tmp_path, streaming):
+    """1.6 s in sixteen 100 ms chunks, the fifteen after the first sent while its feed is held: two
+    library calls in all (the first chunk; the other fifteen with the final decode), every sample fed
+    once and in order; with streaming one intermediate decode, at the last 0.5 s mark the batch
+    passed (1.5 s)."""
+    library = FakeLibrary()
+    pcm = ramp(25600)
+
+    async def test(port: int, handlers: List[Any], server: Any) -> None:
+        library.gate.clear()
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await send_utterance(client, pcm[:3200])
+            await until(lambda: library.log[-1:] == [("feed", 1600)], "the first feed running")
+            for start in range(3200, len(pcm), 3200):
+                await client.write_event(AudioChunk(rate=16000, width=2, channels=1,
+                                                    audio=pcm[start:start + 3200]).event())
+            await until(lambda: len(handlers[0].session.pending) == 24000, "fifteen chunks pending")
+            await client.write_event(AudioStop().event())
+            library.gate.set()
+            events = await answer(client)
+        assert library.finished == [pcm]
+        expected = [("create", 0), ("feed", 1600)]
+        if streaming:
+            expected += [("feed", 22400), ("intermediate", 24000), ("feed", 1600)]
+        else:
+            expected += [("feed", 24000)]
+        assert library.log == expected + [("finish", 25600)]
+        assert Transcript.from_event(events[-1]).text == "wort0 wort1 wort2"
+        types = [event.type for event in events]
+        if streaming:
+            chunks = [TranscriptChunk.from_event(e).text for e in events if TranscriptChunk.is_type(e.type)]
+            assert types[0] == "transcript-start" and types[-2:] == ["transcript-stop", "transcript"], types
+            assert chunks == ["wort0 wort1 ", "wort2"], chunks  # the intermediate's whole words, then the rest
+        else:
+            assert types == ["transcript"], types
+        await until(lambda: server.sessions == 0 and server.holder.active == 0, "the slot given back")
+
+    asyncio.run(in_process(tmp_path, library, streaming, test))
+
+
+def test_a_client_in_real_time_gets_each_chunk_fed_at_once(tmp_path):
+    """A chunk that arrives while the library is idle is fed in its own call (no waiting for more)."""
+    library = FakeLibrary()
+    pcm = ramp(17600)
+
+    async def test(port: int, handlers: List[Any], server: Any) -> None:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            for n, start in enumerate(range(0, len(pcm), 3200)):
+                await client.write_event(AudioChunk(rate=16000, width=2, channels=1,
+                                                    audio=pcm[start:start + 3200]).event())
+                await until(lambda: sum(1 for entry in library.log if entry[0] == "feed") == n + 1, "chunk fed")
+            streamed = [event.type for event in [await asyncio.wait_for(client.read_event(), 60)
+                                                 for _ in range(2)]]
+            assert streamed == ["transcript-start", "transcript-chunk"]  # from the decode at 1 s, before the stop
+            await client.write_event(AudioStop().event())
+            events = await answer(client)
+        assert Transcript.from_event(events[-1]).text == "wort0 wort1"
+        feeds = [("feed", 1600)] * 5
+        assert library.log == [("create", 0)] + feeds + [("intermediate", 8000)] + feeds + [("intermediate", 16000)] \
+            + [("feed", 1600), ("finish", 17600)]
+
+    asyncio.run(in_process(tmp_path, library, True, test))
+
+
+def test_a_client_leaving_during_a_library_call_frees_its_stream_after_it(tmp_path):
+    library = FakeLibrary()
+
+    async def test(port: int, handlers: List[Any], server: Any) -> None:
+        library.gate.clear()
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await send_utterance(client, ramp(1600))
+            await until(lambda: library.log[-1:] == [("feed", 1600)], "the first feed running")
+            for _ in range(3):  # more audio: pending when the client leaves
+                await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=ramp(1600)).event())
+            await until(lambda: len(handlers[0].session.pending) == 4800, "the rest pending")
+        await until(lambda: server.sessions == 1 and handlers[0].session is None, "the client seen leaving")
+        library.gate.set()
+        await until(lambda: server.sessions == 0 and server.holder.active == 0, "the slot given back")
+        await until(lambda: library.log[-1][0] == "free", "the stream freed")
+        assert library.log == [("create", 0), ("feed", 1600), ("free", 1600)]  # nothing fed after the leave
+        async with AsyncTcpClient("127.0.0.1", port) as client:  # and the next utterance is served
+            await send_utterance(client, ramp(16000))
+            await client.write_event(AudioStop().event())
+            assert Transcript.from_event((await answer(client))[-1]).text == "wort0 wort1"
+
+    asyncio.run(in_process(tmp_path, library, False, test))
+
+
+@pytest.mark.fault
+def test_a_failing_library_call_gets_a_decoder_error_and_the_server_serves_on(tmp_path):
+    library = FakeLibrary()
+
+    async def test(port: int, handlers: List[Any], server: Any) -> None:
+        library.fail_feed = True
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await send_utterance(client, ramp(8000))
+            await client.write_event(AudioStop().event())
+            events = await answer(client)
+            error = Error.from_event(events[-1])
+            assert error.code == "decoder" and "stand-in failure" in error.text, error
+            await until(lambda: server.sessions == 0 and server.holder.active == 0, "the slot given back")
+            library.fail_feed = False
+            await send_utterance(client, ramp(8000))  # the same connection, the next utterance
+            await client.write_event(AudioStop().event())
+            assert Transcript.from_event((await answer(client))[-1]).text == "wort0"
+
+    asyncio.run(in_process(tmp_path, library, False, test))
+
+
+def test_describe_during_an_utterance_is_answered_between_whole_events(tmp_path):
+    """The feeder task and the event handling both write: every event arrives whole."""
+    library = FakeLibrary()
+
+    async def test(port: int, handlers: List[Any], server: Any) -> None:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await send_utterance(client, ramp(16000), step=800)
+            for _ in range(3):
+                await client.write_event(Describe().event())
+            await client.write_event(AudioStop().event())
+            events = await answer(client)
+        types = [event.type for event in events]
+        assert types.count("info") == 3 and types[-1] == "transcript", types
+        chunks = [TranscriptChunk.from_event(e).text for e in events if TranscriptChunk.is_type(e.type)]
+        assert "".join(chunks) == "wort0 wort1", chunks
+
+    asyncio.run(in_process(tmp_path, library, True, test))
+
+
+def test_converter_native_audio_is_appended_as_it_is():
+    """16 kHz mono 16-bit goes into the utterance's samples unchanged, an odd byte kept for the next chunk."""
+    pcm = ramp(5000)
+    converter = wyoming_asr.AudioConverter(16000, 2, 1)
+    out = array.array("h")
+    added = [converter.convert_into(pcm[i:i + 333], out) for i in range(0, len(pcm), 333)]
+    assert sum(added) == 5000 and out.tobytes() == pcm
+    assert wyoming_asr.AudioConverter(16000, 2, 1).convert(pcm) == pcm
+
+
+def test_converter_resamples_44k_stereo_like_the_reference(fixture_files):
+    """The batched resampler against a plain per-sample linear interpolation (±1 from float rounding)."""
+    stereo = upsample_stereo_44k(fixture_files["pcm"])
+    converter = wyoming_asr.AudioConverter(44100, 2, 2)
+    out = array.array("h", b"".join(converter.convert(stereo[i:i + 17640]) for i in range(0, len(stereo), 17640)))
+    src = array.array("h")
+    src.frombytes(stereo)
+    mono = [(src[i] + src[i + 1]) >> 1 for i in range(0, len(src), 2)]
+    step, pos, reference = 44100 / 16000.0, 0.0, []
+    while pos < len(mono) - 1:
+        i = int(pos)
+        reference.append(int(mono[i] + (mono[i + 1] - mono[i]) * (pos - i)))
+        pos += step
+    assert abs(len(out) - len(reference)) <= 1
+    assert max(abs(a - b) for a, b in zip(out, reference)) <= 1

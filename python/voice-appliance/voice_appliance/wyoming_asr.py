@@ -7,12 +7,15 @@ and always the final ``transcript``. Any PCM rate, width (8/16/24/32-bit) and ch
 converted to 16 kHz mono 16-bit; what cannot be converted gets an ``error`` event naming the value.
 
 One model in memory, every library call on one worker thread (the TFLite interpreter of a 0.7.4
-model is shared by its streams). The model is opened through the ``current`` link and the generated
-scorer (else the base scorer); when either changed since it was loaded, the next utterance waits for
-the running ones to finish and loads the new files: no connection is dropped. A client that breaks
-the framing, sends a header or payload beyond the limits, or stays silent mid-utterance gets an
-``error`` and is disconnected; nothing a client sends names a file (no path from a client to the
-filesystem but its audio).
+model is shared by its streams). An utterance's audio is fed in batches beside the reading of its
+events: the chunks that arrive while a library call runs go together into the next one, and the
+last audio and the final decode are one call (a hop to the worker thread per batch, not per chunk).
+The model is opened through the ``current`` link and the generated scorer (else the base scorer);
+when either changed since it was loaded, the next utterance waits for the running ones to finish
+and loads the new files: no connection is dropped. A client that breaks the framing, sends a
+header or payload beyond the limits, or stays silent mid-utterance gets an ``error`` and is
+disconnected; nothing a client sends names a file (no path from a client to the filesystem but its
+audio).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import math
 import os
 import socket
 import sys
@@ -66,7 +70,7 @@ def check_format(rate: Any, width: Any, channels: Any) -> Tuple[int, int, int]:
     return rate, width, channels
 
 
-def _to_int16(data: bytes, width: int) -> "array.array[int]":
+def _to_int16(data: "bytes | memoryview", width: int) -> "array.array[int]":
     """Little-endian PCM samples of `width` bytes as 16-bit samples (the top 16 bits)."""
     if width == 2:
         samples = array.array("h")
@@ -89,11 +93,15 @@ def _to_int16(data: bytes, width: int) -> "array.array[int]":
 
 
 class AudioConverter:
-    """Streaming conversion of PCM chunks to 16 kHz mono 16-bit (linear interpolation, stateful)."""
+    """Streaming conversion of PCM chunks to 16 kHz mono 16-bit (linear interpolation, stateful).
+
+    16 kHz mono 16-bit input on a little-endian host (what Home Assistant sends) is appended to the
+    utterance's samples as it is: one copy, no per-sample Python."""
 
     def __init__(self, rate: int, width: int, channels: int) -> None:
         self.rate, self.width, self.channels = check_format(rate, width, channels)
         self.frame_bytes = width * channels
+        self.native = (rate, width, channels) == (TARGET_RATE, 2, 1) and sys.byteorder == "little"
         self._rest = b""  # bytes of a frame split across chunks
         self._step = rate / float(TARGET_RATE)  # input samples per output sample
         self._pos = 0.0  # next output position, in input samples from the start of _tail
@@ -103,38 +111,55 @@ class AudioConverter:
         return (rate, width, channels) == (self.rate, self.width, self.channels)
 
     def convert(self, data: bytes) -> bytes:
-        data = self._rest + data
-        usable = len(data) - len(data) % self.frame_bytes
-        self._rest = data[usable:]
-        samples = _to_int16(data[:usable], self.width)
-        if self.channels > 1:
-            channels = self.channels
-            samples = array.array("h", (sum(samples[i:i + channels]) // channels
-                                        for i in range(0, len(samples), channels)))
-        if self.rate == TARGET_RATE:
-            out = samples
-        else:
-            out = self._resample(samples)
+        """The chunk as 16 kHz mono 16-bit little-endian bytes."""
+        out = array.array("h")
+        self.convert_into(data, out)
         if sys.byteorder == "big":
             out.byteswap()
         return out.tobytes()
 
-    def _resample(self, samples: "array.array[int]") -> "array.array[int]":
+    def convert_into(self, data: bytes, out: "array.array[int]") -> int:
+        """Append the chunk's samples (16 kHz mono, native byte order) to `out`; how many were added."""
+        before = len(out)
+        if self._rest:
+            data = self._rest + data
+        usable = len(data) - len(data) % self.frame_bytes
+        self._rest = bytes(data[usable:]) if usable < len(data) else b""
+        if not usable:
+            return 0
+        if self.native:
+            out.frombytes(memoryview(data)[:usable] if usable < len(data) else data)
+            return len(out) - before
+        samples = _to_int16(memoryview(data)[:usable], self.width)
+        if self.channels > 1:
+            channels = self.channels
+            columns = [samples[c::channels] for c in range(channels)]
+            if channels == 2:
+                samples = array.array("h", [(left + right) >> 1 for left, right in zip(*columns)])
+            else:
+                samples = array.array("h", [sum(frame) // channels for frame in zip(*columns)])
+        if self.rate == TARGET_RATE:
+            out.extend(samples)
+        else:
+            self._resample(samples, out)
+        return len(out) - before
+
+    def _resample(self, samples: "array.array[int]", out: "array.array[int]") -> None:
         source = self._tail + samples.tolist()
-        out = array.array("h")
         if not source:
-            return out
+            return
         last = len(source) - 1
         pos, step = self._pos, self._step
-        while pos < last:
-            index = int(pos)
-            frac = pos - index
-            a = source[index]
-            out.append(int(a + (source[index + 1] - a) * frac))
-            pos += step
-        self._pos = pos - last
+        count = max(0, int(math.ceil((last - pos) / step)))
+        while count and pos + (count - 1) * step >= last:  # float rounding at the edge
+            count -= 1
+        positions = [pos + i * step for i in range(count)]
+        lows = list(map(int, positions))
+        out.extend(array.array("h", [int(a + (b - a) * (p - i)) for a, b, p, i in
+                                     zip(map(source.__getitem__, lows), map(source.__getitem__, [i + 1 for i in lows]),
+                                         positions, lows)]))
+        self._pos = pos + count * step - last
         self._tail = [source[last]]
-        return out
 
 
 # --- The model: one in memory, reloaded between utterances when its files changed --------------------
@@ -207,8 +232,9 @@ class ModelHolder:
         await self.call(self._load, wanted)
         LOG.info("loaded %s (scorer: %s)", wanted[0][0], self.scorer_in_use or "none")
 
-    async def open_stream(self) -> Any:
-        """A new stream for an utterance; first the model and scorer anew if their files changed."""
+    async def acquire(self) -> Any:
+        """The model for a new utterance (counted as running until release()); first the model and
+        scorer anew if their files changed. The utterance creates its stream on the worker thread."""
         if self._idle is None:
             self._idle = asyncio.Condition()
         async with self._idle:
@@ -226,8 +252,13 @@ class ModelHolder:
                                   wanted[0][0], wanted[1] or "none", error)
                         self.loaded = wanted
             self.active += 1
+            return self.model
+
+    async def open_stream(self) -> Any:
+        """acquire() and a stream of that model (one more worker hop)."""
+        model = await self.acquire()
         try:
-            return await self.call(self.model.createStream)
+            return await self.call(model.createStream)
         except BaseException:
             await self.release()
             raise
@@ -312,14 +343,75 @@ async def read_event(reader: asyncio.StreamReader, limits: Limits) -> Optional[E
 
 
 class Session:
-    """One utterance: its stream, converter and streaming state."""
+    """One utterance: its converter, the audio not yet given to the library, the stream and its
+    streaming state.
 
-    def __init__(self, stream: Any, converter: AudioConverter) -> None:
-        self.stream, self.converter = stream, converter
-        self.samples = 0
-        self.since_intermediate = 0
+    The audio goes to the library in batches: a chunk that arrives while a library call runs waits
+    in ``pending`` and goes with every other such chunk into the next call (one worker-thread hop
+    per batch, not per chunk). A client that sends in real time gets each chunk fed at once; one
+    that sends faster than the decoder gets fewer, larger calls. The stream itself is created in the
+    first call and the final decode is made in the same call as the last audio."""
+
+    def __init__(self, model: Any, converter: AudioConverter, intermediate_every: int = 0) -> None:
+        self.model, self.converter = model, converter
+        self.stream: Any = None  # created on the worker thread by the first call
+        self.pending = array.array("h")  # converted samples (native byte order) not yet fed
+        self.samples = 0  # samples accepted for this utterance
+        self.fed = 0  # samples given to the library
+        self.every = intermediate_every  # samples between intermediate decodes (0: none)
+        self.next_mark = intermediate_every
+        self.feeder: "Optional[asyncio.Task[None]]" = None
+        self.failure: Optional[BaseException] = None
         self.sent_text = ""
         self.started = False
+        self.began = time.monotonic()
+        self.chunks = 0
+        self.calls = 0  # library calls (worker-thread hops) of this utterance
+        self.library_s = 0.0  # time spent inside the library: the server's own decode time
+        self.final_s = 0.0  # of which the final decode (finishStream)
+
+    def take(self) -> "array.array[int]":
+        audio, self.pending = self.pending, array.array("h")
+        return audio
+
+    def work(self, audio: "array.array[int]", finish: bool) -> Tuple[Optional[str], Optional[str]]:
+        """Worker thread: feed `audio`; the intermediate decode at the last streaming mark (every
+        `every` samples of the utterance) it passes; with `finish` the final decode, which frees the
+        stream. (intermediate text or None, final text or None)"""
+        started = time.perf_counter()
+        try:
+            if self.stream is None:
+                self.stream = self.model.createStream()
+            intermediate = None
+            end = self.fed + len(audio)
+            if self.every and end >= self.next_mark:
+                mark = self.next_mark + (end - self.next_mark) // self.every * self.every
+                self.next_mark = mark + self.every
+                head = mark - self.fed
+                self.stream.feedAudioContent(audio[:head] if head < len(audio) else audio)
+                intermediate = self.stream.intermediateDecode()
+                if head < len(audio):
+                    self.stream.feedAudioContent(audio[head:])
+            elif audio:
+                self.stream.feedAudioContent(audio)
+            self.fed = end
+            final = None
+            if finish:
+                final_started = time.perf_counter()
+                stream, self.stream = self.stream, None
+                final = stream.finishStream()
+                self.final_s = time.perf_counter() - final_started
+            return intermediate, final
+        finally:
+            self.library_s += time.perf_counter() - started
+            self.calls += 1
+
+    def close(self) -> None:
+        """Worker thread: free the stream of an utterance that ends without a transcript (the only
+        worker thread runs this after any call still running for the utterance)."""
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.freeStream()
 
 
 class AsrHandler(AsyncEventHandler):
@@ -331,8 +423,13 @@ class AsrHandler(AsyncEventHandler):
         self.session: Optional[Session] = None
         self.language: Optional[str] = None
         self.refused = False  # audio of a refused utterance is dropped until its audio-stop
+        self._writing = asyncio.Lock()  # the feeder task and the event handling both write
         peer = writer.get_extra_info("peername")
         self.peer = "{}:{}".format(*peer[:2]) if isinstance(peer, tuple) else str(peer)
+
+    async def write_event(self, event: Event) -> None:
+        async with self._writing:  # whole events, one after the other (and one drain at a time)
+            await super().write_event(event)
 
     async def run(self) -> None:
         limits = self.server.limits
@@ -367,19 +464,28 @@ class AsrHandler(AsyncEventHandler):
             pass
 
     async def end_session(self) -> None:
+        """Drop the running utterance (no transcript): its feeding stops, its stream is freed."""
         session, self.session = self.session, None
         if session is None:
             return
         holder = self.server.holder
         try:
-            await holder.call(session.stream.freeStream)
-        except Exception:  # already finished
-            pass
-        await holder.release()
-        self.server.sessions -= 1
+            feeder = session.feeder
+            if feeder is not None and not feeder.done():
+                feeder.cancel()  # a library call already running finishes on the worker thread
+                await asyncio.wait([feeder])
+            try:
+                await holder.call(session.close)
+            except Exception:  # already finished
+                pass
+        finally:
+            await holder.release()
+            self.server.sessions -= 1
 
     async def handle_event(self, event: Event) -> bool:
-        if Describe.is_type(event.type):
+        if AudioChunk.is_type(event.type):  # the most frequent event first
+            await self.chunk(event)
+        elif Describe.is_type(event.type):
             await self.write_event(self.server.info.event())
         elif Ping.is_type(event.type):
             await self.write_event(Pong(text=Ping.from_event(event).text).event())
@@ -387,8 +493,6 @@ class AsrHandler(AsyncEventHandler):
             self.language = Transcribe.from_event(event).language
         elif AudioStart.is_type(event.type):
             await self.start(event)
-        elif AudioChunk.is_type(event.type):
-            await self.chunk(event)
         elif AudioStop.is_type(event.type):
             await self.stop()
         else:
@@ -412,11 +516,12 @@ class AsrHandler(AsyncEventHandler):
             return
         server.sessions += 1
         try:
-            stream = await server.holder.open_stream()
+            model = await server.holder.acquire()
         except BaseException:
             server.sessions -= 1
             raise
-        self.session = Session(stream, converter)
+        every = int(server.limits.intermediate_every * TARGET_RATE) if server.streaming else 0
+        self.session = Session(model, converter, max(0, every))
 
     async def chunk(self, event: Event) -> None:
         session = self.session
@@ -433,22 +538,37 @@ class AsrHandler(AsyncEventHandler):
                                       session.converter.rate, session.converter.width, session.converter.channels),
                               "audio-format")
             return
-        audio = session.converter.convert(event.payload or b"")
-        samples = len(audio) // 2
+        if session.failure is not None:
+            await self.refuse(self.failed(session), "decoder")
+            return
+        added = session.converter.convert_into(event.payload or b"", session.pending)
         limits = self.server.limits
-        if session.samples + samples > limits.max_seconds * TARGET_RATE:
+        if session.samples + added > limits.max_seconds * TARGET_RATE:
             await self.refuse("the utterance is longer than {:g} s: end it with audio-stop sooner".format(
                 limits.max_seconds), "too-long")
             return
+        session.samples += added
+        session.chunks += 1
+        if session.pending and (session.feeder is None or session.feeder.done()):
+            session.feeder = asyncio.get_running_loop().create_task(self.feed(session))
+
+    async def feed(self, session: Session) -> None:
+        """The feeder task of an utterance: hands the pending audio to the library until none is
+        left, beside the reading of further events; sends what the intermediate decodes added."""
         holder = self.server.holder
-        if samples:
-            await holder.call(session.stream.feedAudioContent, audio)
-        session.samples += samples
-        session.since_intermediate += samples
-        if self.server.streaming and session.since_intermediate >= limits.intermediate_every * TARGET_RATE:
-            session.since_intermediate = 0
-            text = await holder.call(session.stream.intermediateDecode)
-            await self.stream_text(session, text)
+        try:
+            while session.pending and self.session is session:
+                intermediate, _ = await holder.call(session.work, session.take(), False)
+                if intermediate is not None:
+                    await self.stream_text(session, intermediate)
+        except (ConnectionError, OSError):
+            pass  # the client is gone: the reading side notices and ends the utterance
+        except Exception as error:  # the library refused: the utterance gets an error
+            session.failure = error
+
+    def failed(self, session: Session) -> str:
+        LOG.error("%s: the decoder failed: %r", self.peer, session.failure)
+        return "the decoder failed on this utterance: {}".format(session.failure)
 
     async def stream_text(self, session: Session, text: str) -> None:
         """Send what the intermediate decode added (words are only appended, never revised)."""
@@ -476,16 +596,31 @@ class AsrHandler(AsyncEventHandler):
                 await self.error("audio-stop without audio-start", "protocol")
             self.refused = False
             return
-        started = time.monotonic()
-        text = await self.server.holder.call(session.stream.finishStream)
-        elapsed = time.monotonic() - started
+        holder = self.server.holder
+        if session.feeder is not None and not session.feeder.done():
+            await asyncio.wait([session.feeder])
+        intermediate: Optional[str] = None
+        text: Optional[str] = None
+        if session.failure is None:
+            try:  # the rest of the audio and the final decode: one library call
+                intermediate, text = await holder.call(session.work, session.take(), True)
+            except Exception as error:
+                session.failure = error
+        if session.failure is not None:
+            await self.end_session()
+            await self.error(self.failed(session), "decoder")
+            return
+        assert text is not None
         self.session = None
-        await self.server.holder.release()
+        await holder.release()
         self.server.sessions -= 1
         self.server.served += 1
-        LOG.info("%s: %.2f s of audio -> %r (final decode %.3f s)", self.peer, session.samples / TARGET_RATE,
-                 text, elapsed)
+        LOG.info("%s: %.2f s of audio in %d chunks -> %r (library %.4f s in %d calls, final decode %.4f s; "
+                 "audio-start to transcript %.4f s)", self.peer, session.samples / TARGET_RATE, session.chunks, text,
+                 session.library_s, session.calls, session.final_s, time.monotonic() - session.began)
         if self.server.streaming:
+            if intermediate is not None:
+                await self.stream_text(session, intermediate)
             if not session.started:
                 await self.write_event(TranscriptStart(language=self.language or "de").event())
             if text.startswith(session.sent_text) and len(text) > len(session.sent_text):
