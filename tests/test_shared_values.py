@@ -39,6 +39,20 @@ def _derived() -> Dict[str, List[str]]:
     return found
 
 
+def _play(tmp_path: Path, inventory_vars: Dict[str, Any], play: Dict[str, Any], *args: str,
+          **env_extra: str) -> "subprocess.CompletedProcess[str]":
+    """ansible-playbook on localhost (local connection) with these inventory variables and this one play."""
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}, "vars": inventory_vars}}))
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([play], sort_keys=False))
+    (tmp_path / "ansible.cfg").write_text("[defaults]\nroles_path = {}\nretry_files_enabled = false\n".format(ROLES))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), **env_extra)
+    bin_dir = Path(sys.executable).parent
+    playbook = str(bin_dir / "ansible-playbook") if (bin_dir / "ansible-playbook").exists() else "ansible-playbook"
+    return subprocess.run([playbook, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"), *args], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
+
+
 def test_the_shared_paths_and_the_account_are_spelled_only_in_voice_appliance() -> None:
     spelled = []
     for role in PI_ROLES:
@@ -66,23 +80,14 @@ def test_a_changed_account_and_directories_move_every_piece(tmp_path: Path) -> N
     derived = _derived()
     names = [name for role in PI_ROLES for name in derived[role]]
     assert len(names) >= 30, derived  # the venv, paths and account of every role
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}},
-        "vars": dict(MOVED, appliance_pull_repo_url="file:///srv/fleet.git")}}))  # the one required option
-    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
-        "name": "Every role with the shared values moved.", "hosts": "localhost", "gather_facts": False,
-        "roles": PI_ROLES,
-        "post_tasks": [{"name": "Show the derived values.", "tags": ["shown"],
-                        "ansible.builtin.debug": {"msg": "{{ dict(names | zip(query('ansible.builtin.vars', *names))) }}"},
-                        "vars": {"names": names}}]}], sort_keys=False))
-    (tmp_path / "ansible.cfg").write_text("[defaults]\nroles_path = {}\nretry_files_enabled = false\n".format(ROLES))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
-    bin_dir = Path(sys.executable).parent
-    playbook = str(bin_dir / "ansible-playbook") if (bin_dir / "ansible-playbook").exists() else "ansible-playbook"
-    run = subprocess.run([playbook, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"), "--tags", "shown"],
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300, check=False)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    report: Dict[str, Any] = json.loads(run.stdout[run.stdout.find("{"):])
+    play = {"name": "Every role with the shared values moved.", "hosts": "localhost", "gather_facts": False, "roles": PI_ROLES,
+            "post_tasks": [{"name": "Show the derived values.", "tags": ["shown"],
+                            "ansible.builtin.debug": {"msg": "{{ dict(names | zip(query('ansible.builtin.vars', *names))) }}"},
+                            "vars": {"names": names}}]}
+    run = _play(tmp_path, dict(MOVED, appliance_pull_repo_url="file:///srv/fleet.git"),  # the one required option
+                play, "--tags", "shown", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    assert run.returncode == 0, run.stdout[-4000:]
+    report: Dict[str, Any] = json.loads(run.stdout[run.stdout.find("\n{") + 1:])  # after any warning lines
     shown = [task for play in report["plays"] for task in play["tasks"] if task["task"]["name"] == "Show the derived values."]
     values: Dict[str, Any] = shown[0]["hosts"]["localhost"]["msg"]
     stale = {name: value for name, value in values.items() if any(old.rstrip("/") in json.dumps(value) for old in OLD)}
@@ -108,16 +113,8 @@ def test_a_changed_account_and_directories_move_every_piece(tmp_path: Path) -> N
      "voice_appliance_config_dir (/var/lib/voice-appliance/) is voice_appliance_state_dir (/var/lib/voice-appliance) or lies inside it"),
 ])
 def test_root_or_mixed_directories_are_refused_before_any_role_runs(tmp_path: Path, moved: Dict[str, str], message: str) -> None:
-    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}, "vars": moved}}))
-    (tmp_path / "play.yml").write_text(yaml.safe_dump([{"name": "The first role that uses the shared values.", "hosts": "localhost",
-                                                       "gather_facts": False, "roles": ["deepspeech_deps"]}]))
-    (tmp_path / "ansible.cfg").write_text("[defaults]\nroles_path = {}\nretry_files_enabled = false\n".format(ROLES))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    bin_dir = Path(sys.executable).parent
-    playbook = str(bin_dir / "ansible-playbook") if (bin_dir / "ansible-playbook").exists() else "ansible-playbook"
-    run = subprocess.run([playbook, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
+    run = _play(tmp_path, moved, {"name": "The first role that uses the shared values.", "hosts": "localhost",
+                                  "gather_facts": False, "roles": ["deepspeech_deps"]}, ANSIBLE_NOCOLOR="1")
     assert run.returncode != 0
     assert message in " ".join(run.stdout.split()), run.stdout[-3000:]
     assert "TASK [deepspeech_deps" not in run.stdout.replace("TASK [deepspeech_deps : Validating arguments", ""), run.stdout[-3000:]
