@@ -8,28 +8,25 @@ of the user's inventory.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
 import yaml
+from test_probe import _ansible_playbook
+
+ANSIBLE_GALAXY = str(Path(_ansible_playbook()).with_name("ansible-galaxy"))
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text())
 NAME = "{}.{}".format(GALAXY["namespace"], GALAXY["name"])
 PLAYBOOKS = sorted(p.stem for p in (REPO / "playbooks").glob("*.yml"))
-
-
-def _tool(name: str) -> str:
-    local = BIN / name
-    return str(local) if local.exists() else name
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +35,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     whose ansible.cfg would show it the checkout as already installed)."""
     work = tmp_path_factory.mktemp("collection")
     env = dict(os.environ, ANSIBLE_CONFIG=str(work / "none.cfg"), ANSIBLE_COLLECTIONS_PATH=str(work / "none"))
-    built = subprocess.run([_tool("ansible-galaxy"), "collection", "build", "--output-path", str(work), str(REPO)], cwd=str(work),
+    built = subprocess.run([ANSIBLE_GALAXY, "collection", "build", "--output-path", str(work), str(REPO)], cwd=str(work),
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
     assert built.returncode == 0, built.stdout
     tarball = work / "{}-{}-{}.tar.gz".format(GALAXY["namespace"], GALAXY["name"], GALAXY["version"])
     assert tarball.is_file(), built.stdout
-    done = subprocess.run([_tool("ansible-galaxy"), "collection", "install", "--offline", "--no-deps", "-p", str(work / "collections"),
+    done = subprocess.run([ANSIBLE_GALAXY, "collection", "install", "--offline", "--no-deps", "-p", str(work / "collections"),
                            str(tarball)], cwd=str(work), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=300, check=False)
     assert done.returncode == 0 and "installed successfully" in done.stdout, done.stdout
@@ -58,14 +55,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
 def _playbook(user: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(ANSIBLE_CONFIG=str(user / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_NOCOLOR="1")
-    return subprocess.run([_tool("ansible-playbook"), "-i", "pis.ini", *args], cwd=str(user), env=env, stdout=subprocess.PIPE,
+    return subprocess.run([_ansible_playbook(), "-i", "pis.ini", *args], cwd=str(user), env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True, timeout=300, check=False)
 
 
 def test_the_tarball_holds_what_a_run_needs_and_no_test_bed(installed: Dict[str, Path]) -> None:
     with tarfile.open(str(installed["tarball"])) as tar:
         names = set(tar.getnames())
-    manifest = json.loads(tarfile.open(str(installed["tarball"])).extractfile("MANIFEST.json").read())  # type: ignore[union-attr]
+        manifest = json.loads(tar.extractfile("MANIFEST.json").read())  # type: ignore[union-attr]
     assert manifest["collection_info"]["version"] == GALAXY["version"]
     needed: List[str] = ["meta/runtime.yml", "playbooks/site.yml", "artifacts.yml", "scripts/registry_fetch.py",
                          "harness/build-tools.sh", "files/fixture/das_ist_ein_test.wav", "plugins/callback/fleet_report.py"]
@@ -93,10 +90,19 @@ def test_plugins_live_in_the_collections_plugin_directories_only() -> None:
     assert stray == []
 
 
+def _filter_names(path: Path) -> List[str]:
+    """The names a filter plugin file offers (its FilterModule's filters())."""
+    spec = importlib.util.spec_from_file_location("pi_voice_filter_" + path.stem, str(path))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.FilterModule().filters())
+
+
 def test_tasks_name_the_collections_modules_and_filters_by_their_full_names() -> None:
     modules = [p.stem for p in (REPO / "plugins" / "modules").glob("*.py")]
-    filters = ["appliance_variable_errors", "appliance_variable_names", "built_sum_pins", "deepspeech_model_format",
-               "voice_verify_timing", "voice_verify_wer"]
+    filters = sorted(name for path in (REPO / "plugins" / "filter").glob("*.py") for name in _filter_names(path))
+    assert "voice_verify_wer" in filters and "appliance_variable_errors" in filters, filters
     short = re.compile(r"^\s+-?\s*({}):|\|\s*({})\b".format("|".join(modules), "|".join(filters)), re.M)
     files = [p for p in list((REPO / "roles").rglob("*.yml")) + list((REPO / "roles").rglob("*.j2")) + list((REPO / "playbooks").glob("*.yml"))]
     found = ["{}: {}".format(p.relative_to(REPO), m.group(0).strip()) for p in files for m in short.finditer(p.read_text())]

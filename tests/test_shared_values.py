@@ -17,6 +17,7 @@ from typing import Any, Dict, List
 
 import pytest
 import yaml
+from test_probe import _ansible_playbook
 
 REPO = Path(__file__).resolve().parent.parent
 ROLES = REPO / "roles"
@@ -47,9 +48,7 @@ def _play(tmp_path: Path, inventory_vars: Dict[str, Any], play: Dict[str, Any], 
     (tmp_path / "play.yml").write_text(yaml.safe_dump([play], sort_keys=False))
     (tmp_path / "ansible.cfg").write_text("[defaults]\nroles_path = {}\nretry_files_enabled = false\n".format(ROLES))
     env = dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), **env_extra)
-    bin_dir = Path(sys.executable).parent
-    playbook = str(bin_dir / "ansible-playbook") if (bin_dir / "ansible-playbook").exists() else "ansible-playbook"
-    return subprocess.run([playbook, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"), *args], env=env,
+    return subprocess.run([_ansible_playbook(), "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"), *args], env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300, check=False)
 
 
