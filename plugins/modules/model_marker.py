@@ -56,7 +56,7 @@ author: voice appliance team
 
 RETURN = r"""
 verified:
-  description: The marker exists and matches the expected files (after C(sealed): true).
+  description: "The marker exists and matches the expected files (after C(sealed): true)."
   type: bool
   returned: always
 reason:
