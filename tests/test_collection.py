@@ -133,3 +133,34 @@ def test_the_installed_probe_runs_for_real_and_refuses_a_wrong_type_of_the_users
         (user / "group_vars" / "voice_assistants.yml").unlink()
     assert bad.returncode != 0
     assert "deepspeech_deps_min_ram_mb" in bad.stdout and "expected a whole number (int)" in bad.stdout, bad.stdout[-3000:]
+
+
+def test_the_installed_collection_finds_its_own_files(installed: Dict[str, Path]) -> None:
+    """collection_path resolves into the installed copy, and every file a role names through it was packed."""
+    user = installed["user"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_CONFIG=str(user / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    run = subprocess.run([str(Path(_ansible_playbook()).with_name("ansible")), "localhost", "-m", "ansible.builtin.debug", "-a",
+                          "msg={{ lookup('" + NAME + ".collection_path', 'artifacts.yml') }}"],
+                         cwd=str(user), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                         timeout=120, check=False)
+    installed_root = installed["collections"] / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"]
+    assert run.returncode == 0 and '"msg": "{}"'.format(installed_root / "artifacts.yml") in run.stdout, run.stdout[-2000:]
+    from test_collection_path import OPTIONAL, collection_paths
+    with tarfile.open(str(installed["tarball"])) as tar:
+        names = set(tar.getnames())
+    missing = [(where, rel) for where, rel in collection_paths()
+               if rel not in OPTIONAL and rel not in names and not any(n.startswith(rel + "/") for n in names)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("plugin", sorted(str(p.relative_to(REPO)) for p in (REPO / "plugins").glob("*/*.py")))
+def test_every_plugins_documentation_parses(plugin: str) -> None:
+    """ansible-doc and the plugin loader read DOCUMENTATION/EXAMPLES/RETURN as YAML (a stray ': ' breaks loading)."""
+    import ast
+    tree = ast.parse((REPO / plugin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            if set(names) & {"DOCUMENTATION", "EXAMPLES", "RETURN"}:
+                yaml.safe_load(node.value.value)
