@@ -18,14 +18,18 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+import yaml
 
 REPO = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 DAMAGED = "fleet-a05"
 SERIAL = [1, 2, 4, "100%"]
+SHARED_DEFAULTS = yaml.safe_load((REPO / "roles" / "voice_appliance" / "defaults" / "main.yml").read_text(encoding="utf-8"))
+SHARED = ["voice_appliance_user", "voice_appliance_group", "voice_appliance_base_dir", "voice_appliance_state_dir",
+          "voice_appliance_config_dir"]
+MOVED = "fleet-a03"  # its owner moved every shared value (molecule.yml host_vars)
 MODELS = "/opt/voice-appliance/models"
-SCORER = "/var/lib/voice-appliance/generated.scorer"
 EXPECTED = (REPO / "files" / "fixture" / "das_ist_ein_test.txt").read_text(encoding="utf-8").strip()
 
 
@@ -50,9 +54,25 @@ def _on_pi(pi: str, command: str) -> str:
                           universal_newlines=True, check=True).stdout.strip()
 
 
+def _inventory_vars(pi: str) -> Dict[str, Any]:
+    """The Pi's variables as the inventory gives them (group and host vars, not yet templated)."""
+    out = subprocess.run(["ansible-inventory", "-i", INVENTORY, "--host", pi], stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    return json.loads(out)
+
+
+def _shared(pi: str) -> Dict[str, str]:
+    """The Pi's shared values (roles/voice_appliance): its inventory's, else the defaults."""
+    given = _inventory_vars(pi)
+    return {name: str(given.get(name, SHARED_DEFAULTS[name])) for name in SHARED}
+
+
 def _state(pi: str) -> Dict[str, str]:
-    return {"model": _on_pi(pi, "readlink " + MODELS + "/current"), "previous": _on_pi(pi, "readlink " + MODELS + "/previous || true"),
-            "scorer": _on_pi(pi, "sha256sum " + SCORER + " | cut -d' ' -f1")}
+    shared = _shared(pi)
+    models = shared["voice_appliance_base_dir"] + "/models"
+    scorer = shared["voice_appliance_state_dir"] + "/generated.scorer"
+    return {"model": _on_pi(pi, "readlink " + models + "/current"), "previous": _on_pi(pi, "readlink " + models + "/previous || true"),
+            "scorer": _on_pi(pi, "sha256sum " + scorer + " | cut -d' ' -f1")}
 
 
 def _playbook(name: str, report: Path, *extra: str) -> Dict[str, Any]:
@@ -111,9 +131,11 @@ def test_the_failed_pi_runs_its_previous_model_and_scorer(fleet: Dict[str, Any])
     assert damaged and _on_pi(DAMAGED, "test -e {}/.verified && echo verified || echo unverified".format(damaged)) == "unverified"
     # The ASR service serves model 1 again: the recording over MQTT is heard right.
     asr = json.loads(_on_pi(DAMAGED, "cat /etc/ansible/facts.d/rhasspy_asr.fact"))
+    assert asr["username"] and asr["password_file"], asr  # the fleet's broker requires a login
     heard = json.loads(_on_pi(DAMAGED, "/opt/voice-appliance/venv/bin/voice-hermes-check --wav "
-                                       "/var/lib/voice-appliance/verify/das_ist_ein_test.wav --site-id {} --port {}".format(
-                                           asr["site_id"], asr["mqtt_port"])))
+                                       "/var/lib/voice-appliance/verify/das_ist_ein_test.wav --site-id {} --port {} "
+                                       "--username {} --password-file {}".format(
+                                           asr["site_id"], asr["mqtt_port"], asr["username"], asr["password_file"])))
     assert heard["transcript"] == EXPECTED, heard
 
 
@@ -217,3 +239,77 @@ def test_a_pi_lost_mid_rollout_resumes_from_the_state_it_kept(fleet: Dict[str, A
     after = _state(pi)
     assert after["model"].startswith("fixture_model-fleet-2-") and after["previous"] == before["model"], after
     assert _on_pi(pi, "test -e {} && echo kept || echo gone".format(RECORD)) == "gone", "verified: the record is forgotten"
+
+
+def test_a_pi_with_its_own_account_and_directories_runs_wholly_from_them(fleet: Dict[str, Any]) -> None:
+    """fleet-a03's owner changed the account and all three directories (roles/voice_appliance): every piece
+    moved, nothing was made at the defaults' places, and the rollout and verification worked there too."""
+    moved, default = _shared(MOVED), {name: str(SHARED_DEFAULTS[name]) for name in SHARED}
+    assert all(moved[name] != default[name] for name in SHARED), moved  # the scenario moved every one
+    user, base, state, config = (moved["voice_appliance_" + key] for key in ("user", "base_dir", "state_dir", "config_dir"))
+    # Nothing at the default places, no default account.
+    for name in ("voice_appliance_base_dir", "voice_appliance_state_dir", "voice_appliance_config_dir"):
+        assert _on_pi(MOVED, "test -e {} && echo exists || echo absent".format(default[name])) == "absent", default[name]
+    assert _on_pi(MOVED, "getent passwd {} || true".format(default["voice_appliance_user"])) == ""
+    assert _on_pi(MOVED, "id -gn " + user) == moved["voice_appliance_group"]
+    # The moved places hold the venv, the live model, the generated scorer, the configuration.
+    assert _on_pi(MOVED, "test -x {}/venv/bin/deepspeech && readlink {}/models/current".format(base, base)).startswith("fixture_model-fleet-2-")
+    assert _on_pi(MOVED, "stat -c %U {} {}/generated.scorer".format(state, state)).split() == [user, user]
+    assert _on_pi(MOVED, "test -f {}/retrain.json && echo yes".format(config)) == "yes"
+    # Every service runs as the moved account, from the moved venv.
+    for unit in ("rhasspy-asr-deepspeech-hermes.service", "wyoming-asr.service"):
+        props = dict(line.split("=", 1) for line in _on_pi(MOVED, "systemctl show -p User -p MainPID -p ActiveState " + unit).splitlines())
+        assert props["ActiveState"] == "active" and props["User"] == user, (unit, props)
+        assert _on_pi(MOVED, "ps -o user= -p " + props["MainPID"]) == user, unit
+        assert (base + "/venv/") in _on_pi(MOVED, "tr '\\0' ' ' < /proc/{}/cmdline".format(props["MainPID"])), unit
+    assert _on_pi(MOVED, "systemctl show -p User --value voice-retrain.service") == user
+    # No unit or configuration of the appliance still names a default place.
+    stale = _on_pi(MOVED, "grep -rlE '{}|{}|{}' /etc/systemd/system /etc/ansible/facts.d {} || true".format(
+        default["voice_appliance_base_dir"], default["voice_appliance_state_dir"], default["voice_appliance_config_dir"], config))
+    assert stale == "", stale
+
+
+def _connack(port: int, username: str = "", password: str = "") -> str:
+    """The broker's answer to a connection (paho, the client library the Pis use)."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+    answer: Dict[str, str] = {}
+    done = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fleet-test-{}-{}".format(os.getpid(), len(username + password)))
+    if username:
+        client.username_pw_set(username, password)
+
+    def on_connect(_client: Any, _userdata: Any, _flags: Any, reason: Any, _properties: Any) -> None:
+        answer["reason"] = str(reason)
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    done.wait(15)
+    client.loop_stop()
+    client.disconnect()
+    return answer.get("reason", "no answer")
+
+
+@pytest.mark.bad_input
+def test_the_external_broker_lets_only_the_fleets_login_in_and_no_pi_exposes_it(fleet: Dict[str, Any]) -> None:
+    """The fleet's broker requires a login: anonymous clients and a wrong password are refused, the fleet's
+    account gets in (and every Pi's verification over MQTT passed through it). On every Pi the password is on
+    no command line, and only root-only files (or the service's group-readable account file) hold it."""
+    given = _inventory_vars(fleet["hosts"][0])
+    port, username = int(given["fixture_external_broker_port"]), given["fixture_external_broker_username"]
+    password = (EPHEMERAL / "external-broker.secret").read_text(encoding="utf-8").split()[0]
+    assert _connack(port) == "Not authorized"
+    assert _connack(port, username, password[::-1]) == "Not authorized"
+    assert _connack(port, username, password) == "Success"
+    for pi in fleet["hosts"]:
+        assert password not in _on_pi(pi, "ps -eo args"), pi
+        holders = _on_pi(pi, "grep -rlF -e {} /etc /var/lib /run /home 2>/dev/null || true".format(password)).split()
+        assert any(path.endswith("/{}.password".format(username)) for path in holders), (pi, holders)
+        for path in holders:  # the account file, Rhasspy's profile (its core logs in with it) and its backups
+            owner, group, mode = _on_pi(pi, "stat -c '%U %G %a' " + path).split()
+            others, group_bits = int(mode, 8) & 0o007, int(mode, 8) & 0o070
+            assert others == 0 and (group_bits == 0 or group in ("root", _shared(pi)["voice_appliance_group"])), \
+                (pi, path, owner, group, mode)
