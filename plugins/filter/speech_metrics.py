@@ -1,8 +1,13 @@
-"""Filters of the voice_verify role: word error rate and the DeepSpeech client's timing line."""
+"""Filters of the voice_verify role: word error rate, the DeepSpeech client's timing line, and the result
+(what each path heard, scored and judged, with what the Pi runs: the fact voice_verify_result and the fleet
+report's row)."""
 from __future__ import annotations
 
+import base64
+import json
+import posixpath
 import re
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 _TIMING = re.compile(r"Inference took ([0-9.]+)s for ([0-9.]+)s audio file")
 
@@ -31,6 +36,105 @@ def deepspeech_timing(stderr: str) -> Dict[str, float]:
     return {"inference_s": inference, "audio_s": audio, "rtf": round(inference / audio, 4) if audio else float("inf")}
 
 
+def _float(value: Any) -> float:
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _stderr(result: Mapping[str, Any]) -> str:
+    return str(result.get("stderr") or "").strip()
+
+
+def _cli_check(cli: Mapping[str, Any], expected: str) -> Dict[str, Any]:
+    stdout = str(cli.get("stdout") or "").strip()
+    if cli.get("rc") == 0 and "Inference took" in str(cli.get("stderr") or ""):
+        timing = deepspeech_timing(str(cli["stderr"]))
+        return {"path": "cli", "transcript": stdout, "wer": word_error_rate(stdout, expected), "rtf": timing["rtf"],
+                "inference_s": timing["inference_s"], "audio_s": timing["audio_s"]}
+    return {"path": "cli", "transcript": stdout,
+            "error": "deepspeech exited with {}: {}".format(cli.get("rc"), " / ".join(_stderr(cli).splitlines()[-3:]))}
+
+
+def _client_check(path: str, result: Mapping[str, Any], expected: str) -> Dict[str, Any]:
+    """A check of voice-hermes-check or voice-wyoming-check: their JSON on success, their message otherwise."""
+    if result.get("rc") != 0:
+        return {"path": path, "error": _stderr(result)}
+    try:
+        heard = json.loads(str(result.get("stdout") or ""))
+    except ValueError:
+        return {"path": path, "error": "the client printed no JSON result: {!r}".format(str(result.get("stdout"))[-300:])}
+    seconds = heard.get("seconds")
+    # A Hermes service that reports no decode time: its latency is the best measure there is.
+    inference = seconds if path == "wyoming" or _float(seconds) > 0 else heard.get("latency_s")
+    return {"path": path, "transcript": heard["transcript"], "wer": word_error_rate(heard["transcript"], expected),
+            "rtf": heard.get("rtf"), "inference_s": inference, "latency_s": heard.get("latency_s"), "audio_s": heard.get("audio_s")}
+
+
+def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
+    """voice_verify_result from what the role's tasks registered (see roles/voice_verify/tasks/main.yml).
+
+    inputs: paths, enabled ({cli, mqtt, wyoming}), cli, hermes, wyoming (registered results), wyoming_recorded,
+    expected, wav, max_wer, max_rtf, facts (distribution*, architecture, python), runtime (the deepspeech local
+    fact), model, model_sums (slurp of .verified), model_dir (stat of the model's directory), scorer, scorer_stat.
+    """
+    paths: List[str] = list(inputs.get("paths") or [])
+    enabled: Mapping[str, Any] = inputs.get("enabled") or {}
+    expected = str(inputs["expected"])
+    checks: List[Dict[str, Any]] = []
+    if enabled.get("cli"):
+        checks.append(_cli_check(inputs.get("cli") or {}, expected))
+    if enabled.get("mqtt"):
+        checks.append(_client_check("mqtt", inputs.get("hermes") or {}, expected))
+    elif "mqtt" in paths:
+        checks.append({"path": "mqtt", "error": "no Hermes ASR service recorded on this Pi (the role rhasspy_asr writes "
+                       "/etc/ansible/facts.d/rhasspy_asr.fact); remove mqtt from voice_verify_paths to check only the command line"})
+    if enabled.get("wyoming"):
+        checks.append(_client_check("wyoming", inputs.get("wyoming") or {}, expected))
+    elif "wyoming" in paths and not inputs.get("wyoming_recorded"):
+        checks.append({"path": "wyoming", "error": "no Wyoming server recorded on this Pi (the role wyoming_asr writes "
+                       "/etc/ansible/facts.d/wyoming_asr.fact); remove wyoming from voice_verify_paths to skip it"})
+
+    max_wer, max_rtf = float(inputs["max_wer"]), float(inputs["max_rtf"])
+    reasons = [] if checks else ["no path checked: voice_verify_paths is empty"]
+    for check in checks:
+        if "error" in check:
+            reasons.append("{}: {}".format(check["path"], check["error"]))
+            continue
+        if _float(check["wer"]) > max_wer:
+            reasons.append("{} heard '{}': WER {} > {}".format(check["path"], check["transcript"], check["wer"], max_wer))
+        if _float(check["rtf"]) > max_rtf:
+            reasons.append("{}: RTF {} > {}".format(check["path"], check["rtf"], max_rtf))
+
+    sums_content = (inputs.get("model_sums") or {}).get("content")
+    sums = json.loads(base64.b64decode(sums_content)) if sums_content else {}
+    model = str(inputs.get("model") or "")
+    graph = "pb" if model.endswith(".pb") else "tflite"
+    facts: Mapping[str, Any] = inputs.get("facts") or {}
+    python: Mapping[str, Any] = (facts.get("python") or {}).get("version") or {}
+    runtime: Mapping[str, Any] = inputs.get("runtime") or {}
+    scorer_stat: Mapping[str, Any] = (inputs.get("scorer_stat") or {}).get("stat") or {}
+    model_stat: Mapping[str, Any] = (inputs.get("model_dir") or {}).get("stat") or {}
+    model_id = posixpath.basename(model_stat.get("lnk_target") or posixpath.basename(posixpath.dirname(model)))
+    first: Mapping[str, Any] = next((check for check in checks if "error" not in check), {})
+    return {
+        "path": first.get("path", "cli"), "wav": posixpath.basename(str(inputs.get("wav") or "")), "expected": expected,
+        "transcript": first.get("transcript", ""), "wer": first.get("wer", 1.0), "rtf": first.get("rtf"),
+        "inference_s": first.get("inference_s"), "audio_s": first.get("audio_s"),
+        "checks": checks, "status": "failed" if reasons else "ok", "reason": "; ".join(reasons),
+        "max_wer": max_wer, "max_rtf": max_rtf,
+        "os": "{} {} ({})".format(facts.get("distribution", "?"), facts.get("distribution_version", "?"),
+                                  facts.get("distribution_release", "?")),
+        "arch": facts.get("architecture", ""), "debian_arch": runtime.get("arch", ""),
+        "python": "{}.{}.{}".format(python.get("major", ""), python.get("minor", ""), python.get("micro", "")),
+        "flavour": runtime.get("flavour", ""), "runtime": runtime.get("requirement", ""),
+        "model_id": model_id, "model_sha256": sums.get(graph, ""),
+        "scorer": str(inputs.get("scorer") or "") if scorer_stat.get("exists") else "",
+        "scorer_sha256": scorer_stat.get("checksum", ""), "scorer_mtime": scorer_stat.get("mtime"),
+    }
+
+
 class FilterModule:
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return {"voice_verify_wer": word_error_rate, "voice_verify_timing": deepspeech_timing}
+        return {"voice_verify_wer": word_error_rate, "voice_verify_timing": deepspeech_timing, "voice_verify_result": verify_result}
