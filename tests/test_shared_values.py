@@ -117,3 +117,32 @@ def test_root_or_mixed_directories_are_refused_before_any_role_runs(tmp_path: Pa
     assert run.returncode != 0
     assert message in " ".join(run.stdout.split()), run.stdout[-3000:]
     assert "TASK [deepspeech_deps" not in run.stdout.replace("TASK [deepspeech_deps : Validating arguments", ""), run.stdout[-3000:]
+
+
+def _tasks(path: Path) -> List[Dict[str, Any]]:
+    """Every task of a task file, blocks unfolded."""
+    found: List[Dict[str, Any]] = []
+    pending = list(yaml.safe_load(path.read_text()) or [])
+    while pending:
+        task = pending.pop(0)
+        pending[:0] = task.get("block", []) + task.get("rescue", []) + task.get("always", [])
+        found.append(task)
+    return found
+
+
+def test_every_unit_is_installed_the_one_way() -> None:
+    """Every systemd unit a role writes is validated by the one validator (voice_appliance_unit_validate) under
+    its real name; nothing else spells systemd-analyze verify."""
+    units = []
+    for path in sorted(ROLES.glob("*/tasks/*.yml")):
+        for task in _tasks(path):
+            args = task.get("ansible.builtin.template")
+            dest = str((args or {}).get("dest", ""))
+            if dest.startswith("/etc/systemd/system/") and ".service.d/" not in dest:
+                units.append(dest)
+                assert str(args.get("validate", "")).startswith("{{ voice_appliance_unit_validate }} "), (path, task["name"])
+                assert task.get("register"), (path, task["name"], "register it: daemon_reload follows its change")
+    assert len(units) >= 7, units
+    spelled = [str(p.relative_to(REPO)) for p in ROLES.rglob("*.yml")
+               if "systemd-analyze verify" in p.read_text() and p != ROLES / "voice_appliance" / "vars" / "main.yml"]
+    assert spelled == []
