@@ -439,3 +439,44 @@ def test_check_mode_of_the_role_reports_no_changes() -> None:
     report, _ = json.JSONDecoder().raw_decode(run.stdout[start:])
     assert run.returncode == 0, run.stderr[-2000:]
     assert all(s["changed"] == 0 and s["failures"] == 0 for s in report["stats"].values()), report["stats"]
+
+
+def test_a_fleet_repository_that_pins_the_collection_converges_the_pi(host: Any, tmp_path: Path) -> None:
+    """How a fleet really runs it: its own repository holds only its inventory, a requirements.yml pinning this
+    collection (by commit, from the collection's git repository) and a playbook that imports
+    pivoice.voice_appliance.pull. The run installs the pinned collection into its state directory, then converges
+    from it, with the repository's own group_vars and built-artifact pins."""
+    collection_commit = _bare_head()
+    user = tmp_path / "user"
+    (user / "inventory" / "group_vars").mkdir(parents=True)
+    (user / "requirements.yml").write_text(yaml.safe_dump({"collections": [
+        {"name": "git+file:///srv/fleet.git", "type": "git", "version": collection_commit}]}))
+    (user / "pull.yml").write_text("---\n- name: Converge this Pi with the pinned collection.\n"
+                                   "  ansible.builtin.import_playbook: pivoice.voice_appliance.pull\n")
+    (user / "inventory" / "group_vars" / "voice_assistants.yml").write_text("---\nrhasspy_asr_beam_width: 400\n")
+    (user / "built-artifacts.sha256").write_text(_git("--git-dir", str(BARE), "show", "main:built-artifacts.sha256") + "\n")
+    _git("-C", str(user), "init", "--quiet", "--initial-branch=main")
+    _git("-C", str(user), "add", ".")
+    _git("-C", str(user), *GIT_ID, "-c", "user.signingkey=fleet@example.invalid", "commit", "-S", "--quiet", "-m", "our fleet",
+         env={"GNUPGHOME": str(GNUPG)})
+    commit = _git("-C", str(user), "rev-parse", "HEAD")
+    _git("clone", "--bare", "--quiet", str(user), str(tmp_path / "user-fleet.git"))
+    host.run("rm -rf /srv/user-fleet.git")
+    subprocess.run(["docker", "cp", str(tmp_path / "user-fleet.git"), "pull-bookworm-amd64:/srv/user-fleet.git"], check=True)
+
+    _converge_with({"appliance_pull_repo_url": "file:///srv/user-fleet.git", "appliance_pull_playbook": "pull.yml",
+                    "appliance_pull_requirements": "requirements.yml"}, tmp_path)
+    run = _pull(host)
+    assert run["Result"] == "success" and run["ExecMainStatus"] == "0", run["log"][-5000:]
+    assert "converging commit " + commit in run["log"] and "PLAY RECAP" in run["log"], run["log"][-4000:]
+    assert _converged(host) == commit
+    # The collection at the pinned commit, in the run's root-only state directory, linked when complete.
+    installed = host.check_output("readlink " + STATE + "/collections")
+    assert installed.startswith(STATE + "/collections.d/"), installed
+    manifest = json.loads(host.file(installed + "/ansible_collections/pivoice/voice_appliance/MANIFEST.json").content_string)
+    assert manifest["collection_info"]["name"] == "voice_appliance"
+    assert host.file(installed + "/.complete").content_string == (user / "requirements.yml").read_text()
+    # The playbooks ran from the installed collection, with the fleet repository's inventory.
+    assert "--beam-width 400" in host.check_output("systemctl show -p ExecStart --value rhasspy-asr-deepspeech-hermes.service")
+    assert not host.file(STATE + "/checkout/roles").exists, "the fleet repository holds no roles: they came from the collection"
+    print("a fleet repository pinning the collection converged in {} s".format(run["seconds"]))
