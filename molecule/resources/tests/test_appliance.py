@@ -187,6 +187,44 @@ def test_a_model_file_emptied_by_a_power_loss_is_proved_again_and_restored(host:
     assert host.service("rhasspy-asr-deepspeech-hermes.service").is_running
 
 
+def _rollback() -> subprocess.CompletedProcess:
+    return subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+                           str(Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "playbooks" / "rollback.yml")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False, timeout=600)
+
+
+@pytest.mark.skipif(SCENARIO != "default", reason="one rollback run is enough; it runs on the fast amd64 Pi")
+def test_rollback_goes_to_a_verified_previous_version_only_and_a_second_one_undoes_it(host: Any) -> None:
+    """playbooks/rollback.yml (the module model_links): refused without a verified previous version, changing
+    nothing; with one, current and previous swap, and a second rollback swaps them back."""
+    current = host.file(MODELS + "/current").linked_to
+    working = current.rsplit("/", 1)[-1]
+    previous_before = host.check_output("readlink {}/previous || true".format(MODELS))
+    older = "fixture_model-0-rollbacktest"
+    try:
+        host.run_expect([0], "rm -f {0}/previous && cp -a {1} {0}/{2} && rm -f {0}/{2}/.verified".format(MODELS, current, older))
+        host.run_expect([0], "ln -sfn {} {}/previous".format(older, MODELS))
+        refused = _rollback()  # previous exists but is not verified
+        assert refused.returncode != 0, refused.stdout[-3000:]
+        assert "no verified previous model version in {} to roll back to (previous: {}); it keeps {}".format(
+            MODELS, older, working) in " ".join(refused.stdout.split()), refused.stdout[-3000:]
+        assert host.file(MODELS + "/current").linked_to == current
+
+        host.run_expect([0], "cp -a {0}/.verified {1}/{2}/.verified".format(current, MODELS, older))
+        first = _rollback()
+        assert first.returncode == 0, first.stdout[-3000:]
+        assert (host.check_output("readlink " + MODELS + "/current"), host.check_output("readlink " + MODELS + "/previous")) == (older, working)
+        second = _rollback()
+        assert second.returncode == 0, second.stdout[-3000:]
+        assert (host.check_output("readlink " + MODELS + "/current"), host.check_output("readlink " + MODELS + "/previous")) == (working, older)
+    finally:
+        host.run("ln -sfn {0} {1}/current".format(working, MODELS))
+        host.run("rm -rf {0}/{1} && rm -f {0}/previous".format(MODELS, older))
+        if previous_before:
+            host.run("ln -sfn {} {}/previous".format(previous_before, MODELS))
+    assert host.service("rhasspy-asr-deepspeech-hermes.service").is_running
+
+
 @pytest.mark.skipif(SCENARIO != "default", reason="the gates' messages need one run; it runs on the fast amd64 Pi")
 @pytest.mark.parametrize("extra,message", [
     ({"voice_verify_expected": "ist das ein test"}, "expected 'ist das ein test': word error rate 0.5 is above voice_verify_max_wer 0.0"),
