@@ -464,9 +464,12 @@ def test_a_fleet_repository_that_pins_the_collection_converges_the_pi(host: Any,
     host.run("rm -rf /srv/user-fleet.git")
     subprocess.run(["docker", "cp", str(tmp_path / "user-fleet.git"), "pull-bookworm-amd64:/srv/user-fleet.git"], check=True)
 
-    _converge_with({"appliance_pull_repo_url": "file:///srv/user-fleet.git", "appliance_pull_playbook": "pull.yml",
-                    "appliance_pull_requirements": "requirements.yml"}, tmp_path)
-    run = _pull(host)
+    try:
+        _converge_with({"appliance_pull_repo_url": "file:///srv/user-fleet.git", "appliance_pull_playbook": "pull.yml",
+                        "appliance_pull_requirements": "requirements.yml"}, tmp_path)
+        run = _pull(host)
+    finally:
+        _converge_with({}, tmp_path)  # the scenario's fork again (the check-mode test expects it)
     assert run["Result"] == "success" and run["ExecMainStatus"] == "0", run["log"][-5000:]
     assert "converging commit " + commit in run["log"] and "PLAY RECAP" in run["log"], run["log"][-4000:]
     assert _converged(host) == commit
