@@ -11,13 +11,13 @@ import shutil
 import socket
 import stat
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List
 
 import jinja2
 import pytest
+from mqtt_client import ACCEPTED, NOT_AUTHORIZED, Client
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE_PATH = REPO / "plugins" / "modules" / "mqtt_accounts.py"
@@ -186,59 +186,15 @@ def broker(tmp_path: Path, request: Any) -> Iterator[int]:
         log.close()
 
 
-class Client(object):
-    """paho-mqtt (1.x or 2.x): connect as a user, record messages."""
-
-    def __init__(self, port: int, username: Optional[str] = None, password: Optional[str] = None) -> None:
-        import paho.mqtt.client as mqtt
-
-        self.client = (mqtt.Client(mqtt.CallbackAPIVersion.VERSION1) if hasattr(mqtt, "CallbackAPIVersion")
-                       else mqtt.Client())
-        if username is not None:
-            self.client.username_pw_set(username, password)
-        self.connected = threading.Event()
-        self.rc: Optional[int] = None
-        self.messages: List[Tuple[str, bytes]] = []
-        self.granted: List[Any] = []
-        self.subscribed = threading.Event()
-
-        def on_connect(client: Any, userdata: Any, flags: Any, rc: Any) -> None:
-            self.rc = int(rc)
-            self.connected.set()
-
-        def on_subscribe(client: Any, userdata: Any, mid: Any, granted: Any) -> None:
-            self.granted = list(granted)
-            self.subscribed.set()
-
-        self.client.on_connect = on_connect
-        self.client.on_subscribe = on_subscribe
-        self.client.on_message = lambda client, userdata, message: self.messages.append((message.topic, message.payload))
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        self.connected.wait(10)
-
-    def subscribe(self, topic: str) -> None:
-        self.subscribed.clear()
-        self.client.subscribe(topic, 0)
-        assert self.subscribed.wait(10)
-
-    def publish(self, topic: str, payload: bytes = b"x") -> None:
-        self.client.publish(topic, payload).wait_for_publish()
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
-
-
 def test_mosquitto_accepts_the_hashes_and_refuses_anonymous(broker: int, tmp_path: Path) -> None:
     for name in ("rhasspy-asr", "voice-verify", "rhasspy"):
         client = Client(broker, name, _password(tmp_path, name))
-        assert client.rc == 0, name
+        assert client.rc == ACCEPTED, name
         client.close()
     wrong = Client(broker, "rhasspy-asr", "wrong")
     anonymous = Client(broker)
     try:
-        assert wrong.rc not in (None, 0) and anonymous.rc not in (None, 0), (wrong.rc, anonymous.rc)
+        assert (wrong.rc, anonymous.rc) == (NOT_AUTHORIZED, NOT_AUTHORIZED)
     finally:
         wrong.close()
         anonymous.close()
@@ -282,7 +238,7 @@ def test_the_anonymous_opt_out_lets_a_client_in_but_keeps_the_service_confined(b
     anonymous = Client(broker)
     asr = Client(broker, "rhasspy-asr", _password(tmp_path, "rhasspy-asr"))
     try:
-        assert anonymous.rc == 0
+        assert anonymous.rc == ACCEPTED
         anonymous.subscribe("hermes/#")
         asr.publish("hermes/tts/say")
         asr.publish("hermes/asr/textCaptured")
