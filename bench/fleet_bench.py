@@ -128,7 +128,7 @@ class Fleet:
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_port(self.broker_port, "Mosquitto")
 
-    def create(self, names: Sequence[str]) -> None:
+    def create(self, names: Sequence[str], image: str = IMAGE) -> None:
         for name in names:
             run(["docker", "rm", "-f", name], check=False)
             self.containers.append(name)
@@ -136,7 +136,7 @@ class Fleet:
                  "--network", "host", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
                  "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
                  "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro", "--cgroupns", "host",
-                 "--stop-signal", "SIGRTMIN+3", "-e", "container=docker", IMAGE, "/lib/systemd/systemd"])
+                 "--stop-signal", "SIGRTMIN+3", "-e", "container=docker", image, "/lib/systemd/systemd"])
             self._renice(name)
         for name in names:
             self._wait_systemd(name)

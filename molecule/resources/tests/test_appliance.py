@@ -250,3 +250,47 @@ def test_every_service_of_the_appliance_is_hardened(host: Any, unit: str) -> Non
     assert float(found.group(1)) <= 3.0, out.stdout
     if unit == "mosquitto.service":
         assert host.check_output("ps -o user= -C mosquitto") == "mosquitto", "the broker runs as its own account, never root"
+
+
+@pytest.mark.fault
+@pytest.mark.skipif(SCENARIO != "default", reason="one drift run is enough; it runs on the fast amd64 Pi")
+def test_one_plain_re_run_repairs_every_drift_and_reports_it(host: Any) -> None:
+    """A converged Pi drifts five ways at once: a unit file deleted, the model's `current` link removed, the ASR
+    service stopped, Mosquitto's listener edited, a package removed from the ASR venv. One plain run of the
+    users' playbook repairs each, reports each repair as a change (and its verification gate passes)."""
+    listener = "/etc/mosquitto/conf.d/voice-appliance.conf"
+    working = host.file(MODELS + "/current").linked_to
+    good_listener = host.file(listener).content_string
+    assert "18831" in good_listener, good_listener
+    host.run_expect([0], "rm /etc/systemd/system/voice-retrain.path && systemctl daemon-reload")
+    host.run_expect([0], "rm {}/current".format(MODELS))
+    host.run_expect([0], "systemctl stop rhasspy-asr-deepspeech-hermes.service")
+    host.run_expect([0], "sed -i 's/18831/18839/' {} && systemctl restart mosquitto.service".format(listener))
+    host.run_expect([0], VENV + "/bin/pip uninstall --yes --quiet wyoming")
+    assert host.run(VENV + "/bin/python -c 'import wyoming'").rc != 0
+
+    scenario_dir = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    run = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(scenario_dir.parent / "resources" / "converge.yml")],
+        env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        universal_newlines=True, check=False, timeout=1800)
+    report = _json_report(run.stdout)
+    assert run.returncode == 0, run.stderr[-2000:] + json.dumps(report["stats"])
+    changed = {task["task"]["name"] for play in report["plays"] for task in play["tasks"]
+               for result in task["hosts"].values() if result.get("changed")}
+    repairs = {
+        "the deleted unit file": "Install the path unit that watches the sentences and slots.",
+        "the removed current link": "Switch `current` to the verified version atomically and prune old versions.",
+        "the stopped ASR service": "Enable and start the Hermes ASR service.",
+        "the edited listener": "Configure Mosquitto's listener (password and ACL required).",
+        "the removed venv package": "Install the wyoming package into the ASR virtualenv from the copied wheel only.",
+    }
+    assert {drift: task for drift, task in repairs.items() if task not in changed} == {}, sorted(changed)
+
+    assert host.file("/etc/systemd/system/voice-retrain.path").exists
+    assert host.service("voice-retrain.path").is_running
+    assert host.file(MODELS + "/current").linked_to == working
+    assert host.service("rhasspy-asr-deepspeech-hermes.service").is_running
+    assert host.file(listener).content_string == good_listener
+    assert host.socket("tcp://127.0.0.1:18831").is_listening
+    host.run_expect([0], VENV + "/bin/python -c 'import wyoming'")

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Benchmark: what a converge of one Pi costs, cold and warm, and where the warm run's time goes.
+
+For each architecture (default amd64 and armhf: Debian bookworm containers with systemd as PID 1, the
+armhf one under qemu-user, named bench-pi-ARCH), in one run on this machine:
+
+1. site.yml on a fresh Pi (cold: nothing installed on the Pi; the controller's artifact cache is warmed
+   first by playbooks/stage.yml, untimed);
+2. site.yml again on the converged Pi (warm: a no-op run, changed=0 expected);
+3. a trivial playbook of 4 tasks on the same Pi (ping, stat, command, set_fact): the fixed cost of a
+   run, to compare the warm run with.
+
+Every task execution is logged by bench/callback_plugins/task_log.py: its host, role and task, action,
+whether it reached the Pi (a module run on the Pi) or stayed on the controller (set_fact, assert,
+include_*, meta, delegated to localhost), status and seconds. The report gives wall times and their
+same-run ratios, the number of task executions and of those that reached the Pi (loop items counted
+one by one), and the warm run's Pi-side executions by role and its costliest tasks.
+
+The Pis use the external-broker path and the fixture model from harness/artifact_server.py on free
+loopback ports, as bench/fleet_bench.py (whose Fleet and Runner this reuses) does; everything runs under
+nice 19 and is removed at the end, also on failure or Ctrl-C.
+
+    nice -n 19 .venv/bin/python bench/converge_bench.py [--arches amd64,armhf] [--output bench/converge.md]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fleet_bench import REPO, Fleet, Runner, cpu_model, fmt_time, run  # noqa: E402  (the bench's own helpers)
+
+IMAGES = {"amd64": "pi-voice/debian:bookworm-amd64", "armhf": "pi-voice/debian:bookworm-armhf",
+          "arm64": "pi-voice/debian:trixie-arm64"}
+TRIVIAL = """---
+- name: A trivial playbook (the fixed cost of a run).
+  hosts: voice_assistants
+  gather_facts: false
+  tasks:
+    - name: Reach the Pi.
+      ansible.builtin.ping:
+    - name: Look at a file.
+      ansible.builtin.stat:
+        path: /etc/os-release
+    - name: Run a command.
+      ansible.builtin.command: "true"
+      changed_when: false
+    - name: Set a fact.
+      ansible.builtin.set_fact:
+        bench_trivial: true
+"""
+
+
+def read_log(path: Path) -> List[Dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def summarise(entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+    ran = [e for e in entries if e["status"] != "skipped"]
+    on_pi = [e for e in ran if e["where"] == "pi"]
+    return {"executions": len(entries), "ran": len(ran), "skipped": len(entries) - len(ran),
+            "pi": len(on_pi), "pi_items": sum(int(e.get("items", 1)) for e in on_pi),
+            "pi_seconds": sum(float(e["seconds"] or 0) for e in on_pi),
+            "controller_seconds": sum(float(e["seconds"] or 0) for e in ran if e["where"] != "pi"),
+            "changed": sum(1 for e in ran if e["changed"])}
+
+
+def role_of(task: str) -> str:
+    return task.split(" : ", 1)[0] if " : " in task else "(play)"
+
+
+def write_report(path: Path, info: Dict[str, Any], results: Dict[str, Dict[str, Any]]) -> None:
+    out = ["# Converge benchmark: one Pi, cold vs warm, and where a no-op run goes", ""]
+    out.append("Machine: {machine}; {date}. Controller: ansible-core {ansible}, Python {python}; commit {commit}{dirty}.".format(**info))
+    out.append("Load average (1 min) during the runs: mean {load_mean:.1f}, max {load_max:.1f}; {others} other containers "
+               "were running when the bench started.".format(**info))
+    out.append("")
+    out.append("Measured with `nice -n 19 .venv/bin/python bench/converge_bench.py {args}` (total {total}).".format(**info))
+    out.append("")
+    out.append("Method: bench/converge_bench.py's docstring. A task execution is one task on one host (a loop counts "
+               "once; \"Pi round trips\" counts its items); \"on the Pi\" means a module ran on the Pi, the rest stayed "
+               "on the controller (set_fact, assert, include_*, meta, delegated to localhost). Compare ratios within "
+               "this run, not absolute times with other machines.")
+    out.append("")
+    out.append("## Wall time and task executions")
+    out.append("")
+    out.append("| Pi | run | wall time | vs cold | task executions | ran | on the Pi | Pi round trips | changed |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for arch, res in results.items():
+        cold = float(res["cold"]["seconds"])
+        for key, label in (("cold", "site.yml, cold"), ("warm", "site.yml, warm (no-op)"), ("trivial", "trivial, 4 tasks")):
+            if key not in res:
+                continue
+            r, s = res[key], res[key]["summary"]
+            out.append("| {} | {} | {} | {:.0f} % | {} | {} | {} | {} | {} |".format(
+                arch, label, fmt_time(float(r["seconds"])), 100.0 * float(r["seconds"]) / cold, s["executions"], s["ran"],
+                s["pi"], s["pi_items"], s["changed"]))
+    out.append("")
+    for arch, res in results.items():
+        if "warm" not in res:
+            continue
+        entries = [e for e in res["warm"]["entries"] if e["status"] != "skipped" and e["where"] == "pi"]
+        by_role: Dict[str, List[float]] = defaultdict(list)
+        for e in entries:
+            by_role[role_of(e["task"])].append(float(e["seconds"] or 0))
+        out.append("## {}: the warm run's executions on the Pi, by role".format(arch))
+        out.append("")
+        out.append("| role | on the Pi | seconds |")
+        out.append("| --- | ---: | ---: |")
+        for role, secs in sorted(by_role.items(), key=lambda kv: -sum(kv[1])):
+            out.append("| {} | {} | {:.1f} |".format(role, len(secs), sum(secs)))
+        out.append("")
+        out.append("Costliest tasks of the warm run on the Pi:")
+        out.append("")
+        out.append("| task | action | seconds |")
+        out.append("| --- | --- | ---: |")
+        for e in sorted(entries, key=lambda e: -float(e["seconds"] or 0))[:12]:
+            out.append("| {} | {} | {:.1f} |".format(e["task"].replace("|", "\\|"), e["action"], float(e["seconds"] or 0)))
+        actions = Counter(e["action"] for e in entries)
+        out.append("")
+        out.append("Actions on the Pi: " + ", ".join("{} {}".format(a, n) for a, n in actions.most_common()) + ".")
+        out.append("")
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arches", default="amd64,armhf", help="comma-separated, of " + ", ".join(IMAGES))
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "converge.md")
+    parser.add_argument("--log-dir", type=Path, default=None, help="where the ansible logs go (default: a new temp dir)")
+    args = parser.parse_args()
+    arches = [a.strip() for a in args.arches.split(",") if a.strip()]
+    unknown = [a for a in arches if a not in IMAGES]
+    if unknown or not arches:
+        raise SystemExit("--arches takes a comma-separated list of {} (got {!r})".format(", ".join(IMAGES), args.arches))
+    for arch in arches:
+        if run(["docker", "image", "inspect", IMAGES[arch]], check=False).returncode != 0:
+            raise SystemExit("no image {}: run PI_VOICE_IMAGES=... bash harness/setup.sh first".format(IMAGES[arch]))
+    os.nice(max(0, 19 - os.nice(0)))
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="converge-bench-"))
+    log_dir = args.log_dir or work / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (work / "trivial.yml").write_text(TRIVIAL, encoding="utf-8")
+    others = len([n for n in run(["docker", "ps", "--format", "{{.Names}}"]).stdout.split() if not n.startswith("bench-pi-")])
+    fleet = Fleet(work)
+    runner = Runner(fleet, log_dir)
+    runner.env.update(ANSIBLE_CALLBACK_PLUGINS=str(REPO / "bench" / "callback_plugins"),
+                      ANSIBLE_CALLBACKS_ENABLED="task_log,ansible.posix.profile_tasks")
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("signal {}".format(signum))
+
+    signal.signal(signal.SIGTERM, on_signal)
+    results: Dict[str, Dict[str, Any]] = {}
+    loads: List[float] = []
+    aborted = ""
+    try:
+        fleet.start_services()
+        for arch in arches:
+            name = "bench-pi-" + arch
+            fleet.create([name], image=IMAGES[arch])
+            inv = fleet.inventory([name])
+            runner.env["TASK_LOG_FILE"] = os.devnull
+            runner.playbook("{}: warm-up, stage.yml (controller cache)".format(arch), "playbooks/stage.yml", inv, forks=5)
+            runner.clear_facts()
+            res: Dict[str, Any] = {}
+            for key, playbook in (("cold", "site.yml"), ("warm", "site.yml"), ("trivial", str(work / "trivial.yml"))):
+                task_log = log_dir / "{}-{}.jsonl".format(arch, key)
+                runner.env["TASK_LOG_FILE"] = str(task_log)
+                r = runner.playbook("{}: {}".format(arch, key), playbook, inv, forks=5)
+                r["entries"] = [e for e in read_log(task_log) if e["host"] == name]
+                r["summary"] = summarise(r["entries"])
+                loads.append(float(r["load_max"]))
+                res[key] = r
+            results[arch] = res
+            fleet.remove([name])
+            runner.clear_facts()
+    except (KeyboardInterrupt, SystemExit) as exc:
+        aborted = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc.code).splitlines()[0]
+        print("[bench] {}; cleaning up".format(exc), file=sys.stderr)
+    finally:
+        fleet.close()
+    if not results:
+        return 1
+    head = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).stdout.strip()
+    dirty = run(["git", "-C", str(REPO), "status", "--porcelain", "--", "site.yml", "playbooks", "roles", "plugins"]).stdout.strip()
+    ansible = run([str(REPO / ".venv" / "bin" / "ansible"), "--version"]).stdout.split("\n")[0]
+    means = [float(r["load_mean"]) for res in results.values() for r in res.values()]
+    info = {"machine": "{} {}, {} CPUs ({})".format(platform.system(), platform.machine(), os.cpu_count(), cpu_model()),
+            "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
+            "ansible": re.sub(r".*\[core ([^\]]+)\].*", r"\1", ansible), "commit": head,
+            "dirty": " (with uncommitted changes)" if dirty else "", "load_mean": sum(means) / max(1, len(means)),
+            "load_max": max(loads or [0.0]), "others": others, "args": " ".join(sys.argv[1:]),
+            "total": fmt_time(time.monotonic() - started)}
+    write_report(args.output, info, results)
+    (log_dir / "results.json").write_text(json.dumps({"info": info, "results": results}, indent=1))
+    print("[bench] wrote {}; logs in {}{}".format(args.output, log_dir, "; ABORTED: " + aborted if aborted else ""),
+          file=sys.stderr)
+    return 1 if aborted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
