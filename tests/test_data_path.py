@@ -78,7 +78,9 @@ def test_site_follows_the_data_path_and_tags_preflight_runs_the_checks_alone(tmp
     included = [result["include_args"]["name"] for name, host in tasks if name.startswith("Provision the Pi")
                 for result in host["results"]]
     assert included == PROVISION
-    ran = [name.split(" : ", 1) for name, host in tasks if " : " in name and "Validating arguments" not in name]
+    include = yaml.safe_load((REPO / "roles" / "deepspeech_deps" / "tasks" / "main.yml").read_text())[0]["name"]
+    ran = [name.split(" : ", 1) for name, host in tasks
+           if " : " in name and "Validating arguments" not in name and not name.endswith(" : " + include)]
     assert {role for role, _ in ran} == {"deepspeech_deps"}, ran
     preflight = yaml.safe_load((REPO / "roles" / "deepspeech_deps" / "tasks" / "preflight.yml").read_text())
     assert [name for _, name in ran] == [task["name"] for task in preflight if "name" in task]
