@@ -4,7 +4,7 @@ VENV  := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_PIPELINING := 1
 
-.PHONY: setup demo demo-clean demo-ci demo-bullseye emulated test lint syntax pytest molecule molecule-default molecule-armhf molecule-arm64 molecule-fleet molecule-pull bench-fleet docs
+.PHONY: setup demo demo-clean demo-ci demo-bullseye emulated test lint syntax pytest molecule molecule-default molecule-armhf molecule-arm64 molecule-fleet molecule-pull bench-fleet bench-converge docs
 
 setup:            ## host packages, docker engine, binfmt, controller venv, Pi images (idempotent)
 	bash harness/setup.sh
@@ -69,6 +69,9 @@ molecule-pull:    ## one amd64 Pi converges itself with ansible-pull from a loca
 
 bench-fleet:      ## cold/warm converge and rollout wall time by fleet size and forks (writes bench/fleet.md; not part of test)
 	nice -n 19 python bench/fleet_bench.py
+
+bench-converge:   ## one amd64 and one armhf Pi: cold vs warm converge, task executions and what reaches the Pi (writes bench/converge.md; not part of test)
+	nice -n 19 python bench/converge_bench.py
 
 docs:             ## regenerate the roles' variable tables from argument_specs + defaults
 	python scripts/role_docs.py
