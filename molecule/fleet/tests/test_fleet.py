@@ -184,7 +184,7 @@ def test_after_the_rollout_every_pi_verifies(fleet: Dict[str, Any]) -> None:
         assert row["model_id"] == fleet["after"][pi]["model"] and len(row["model_sha256"]) == 64, row
         assert row["scorer_sha256"] == fleet["after"][pi]["scorer"], row
     arches = {row["arch"] for row in rows.values()}
-    assert arches == {"x86_64", "armv7l"}, arches
+    assert arches == {"x86_64", "armv7l", "aarch64"}, arches  # amd64, 32-bit bookworm and 64-bit trixie
     # The HTML page embeds the RTF plot as an image: one bar per Pi.
     html = (verify["report"] / "fleet-report.html").read_text(encoding="utf-8")
     image = re.search(r'<img[^>]+src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', html)
