@@ -276,7 +276,7 @@ def test_one_plain_re_run_repairs_every_drift_and_reports_it(host: Any) -> None:
         universal_newlines=True, check=False, timeout=1800)
     report = _json_report(run.stdout)
     assert run.returncode == 0, run.stderr[-2000:] + json.dumps(report["stats"])
-    changed = {task["task"]["name"] for play in report["plays"] for task in play["tasks"]
+    changed = {task["task"]["name"].split(" : ", 1)[-1] for play in report["plays"] for task in play["tasks"]  # ROLE : NAME
                for result in task["hosts"].values() if result.get("changed")}
     repairs = {
         "the deleted unit file": "Install the path unit that watches the sentences and slots.",
