@@ -3,7 +3,8 @@
 Stages (each failure exits non-zero with a message naming the file/line/word at fault, and
 leaves the installed scorer untouched):
 
-1. ``sentences``  expand sentences.ini (+ slots) with rhasspy-nlu → corpus
+1. ``sentences``  expand sentences.ini (+ slots; parsed by rhasspy-nlu) → corpus, streamed
+                  (each sentence is written as it is expanded; no list of them is held)
 2. ``alphabet``   every corpus word must be spellable with the model's alphabet
 3. ``kenlm``      lmplz (fixed memory budget, --discount_fallback) → filter → build_binary -v trie
 4. ``package``    0.7.4 scorer built with the model's alphabet, written beside the target
@@ -37,7 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 from . import scorer as scorer_mod
 from .scorer import ScorerError
@@ -456,8 +457,11 @@ def _atomic_copy_link(source: Path, destination: Path) -> None:
 
 def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None,
         log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
-        dry_run: bool = False) -> Dict[str, Any]:
+        dry_run: bool = False, corpus_out: Optional[TextIO] = None) -> Dict[str, Any]:
     """Build until the installed scorer is built from what is on disk; return a summary.
+
+    ``dry_run``: only expand and check the sentences; the corpus is written to ``corpus_out``
+    if given, else returned as ``summary["corpus"]`` (a list of lines).
 
     Raises RetrainError (after recording the attempt, so the same inputs are not retried)."""
     started = time.time()
@@ -471,7 +475,7 @@ def run(config: Dict[str, Any], verifier: Optional[Callable[[Path], str]] = None
     alpha, beta = _alpha_beta(config, log)
     summary: Dict[str, Any] = {"output_scorer": str(target), "changed": False, "passes": 0}
     if dry_run:
-        summary["corpus"], _ = _corpus(config, alphabet, log, summary)
+        _dry_run_corpus(config, alphabet, log, summary, corpus_out)
         return summary
 
     with _Lock(paths["lock"], config["lock_timeout"], log):
@@ -540,34 +544,52 @@ def _alpha_beta(config: Dict[str, Any], log: Callable[[str], None]) -> "tuple[fl
 
 
 def _corpus(config: Dict[str, Any], alphabet: Any, log: Callable[[str], None],
-            summary: Dict[str, Any]) -> "tuple[List[str], List[str]]":
-    """Stages 1 and 2: the expanded, normalized corpus and its words, all spellable."""
+            summary: Dict[str, Any], corpus_path: Path) -> "tuple[List[str], int]":
+    """Stages 1 and 2: the expanded, normalized corpus and its words, all spellable.
+
+    The sentences are streamed: each is normalized and written to ``corpus_path`` as it is
+    expanded, and only the set of words and the counts are kept (never the list of sentences).
+    Returns the words (in order of first use) and the number of corpus lines written."""
     from . import sentences as sentences_mod
 
-    try:
-        templates, expanded = sentences_mod.expand_files(
-            sentence_files(config), config["slots_dirs"], config["slot_programs_dirs"],
-            config["language"], config["max_sentences"])
-    except sentences_mod.SentencesError as exc:
-        raise RetrainError("sentences", str(exc), EXIT_SENTENCES) from exc
-    corpus = [sentences_mod.normalize(item.text, config["lowercase"], config["transliterate"])
-              for item in expanded]
-    corpus = [line for line in corpus if line]
-    if config["verify"] and config["add_verify_transcript"]:
-        corpus.append(sentences_mod.normalize(config["verify_transcript"], config["lowercase"],
-                                              config["transliterate"]))
-    words = list(dict.fromkeys(word for line in corpus for word in line.split()))
-    summary.update(sentences=len(expanded), words=len(words),
-                   intents=sorted({item.intent for item in expanded}))
-    log("sentences: %d from %d intent(s), %d distinct words"
-        % (len(expanded), len(summary["intents"]), len(words)))
+    lowercase, transliterate = config["lowercase"], config["transliterate"]
+    words: Dict[str, None] = {}
+    intents: Dict[str, None] = {}
+    expanded = lines = 0
+    with corpus_path.open("w", encoding="utf-8") as corpus:
+        def add(line: str) -> None:
+            nonlocal lines
+            corpus.write(line + "\n")
+            lines += 1
+            for word in line.split():
+                words[word] = None
 
-    _, unknown = scorer_mod.encode_words(words, alphabet, utf8=False)
+        try:
+            templates, stream = sentences_mod.stream_files(
+                sentence_files(config), config["slots_dirs"], config["slot_programs_dirs"],
+                config["language"], config["max_sentences"])
+            for item in stream:
+                expanded += 1
+                intents[item.intent] = None
+                line = sentences_mod.normalize(item.text, lowercase, transliterate)
+                if line:
+                    add(line)
+        except sentences_mod.SentencesError as exc:
+            raise RetrainError("sentences", str(exc), EXIT_SENTENCES) from exc
+        if config["verify"] and config["add_verify_transcript"]:
+            add(sentences_mod.normalize(config["verify_transcript"], lowercase, transliterate))
+        if not lines:
+            corpus.write("\n")
+    summary.update(sentences=expanded, words=len(words), intents=sorted(intents))
+    log("sentences: %d from %d intent(s), %d distinct words"
+        % (expanded, len(summary["intents"]), len(words)))
+
+    _, unknown = scorer_mod.encode_words(list(words), alphabet, utf8=False)
     if unknown:
-        lines = []
+        problems = []
         for item in unknown[:20]:
             where = sentences_mod.locate_word(item.word, templates)
-            lines.append("%r: %s not in the alphabet — %s" % (
+            problems.append("%r: %s not in the alphabet — %s" % (
                 item.word, " ".join(repr(c) for c in item.bad),
                 ("from " + ", ".join(where)) if where
                 else "generated (a number written as words, a slot program or a transliteration)"))
@@ -575,19 +597,41 @@ def _corpus(config: Dict[str, Any], alphabet: Any, log: Callable[[str], None],
         raise RetrainError("alphabet", "%d word(s) cannot be spelled with the model's alphabet %s:"
                            "\n  %s%s\nRewrite them with the alphabet's letters or add a "
                            "transliteration (e.g. \"ß\": \"ss\")" % (
-                               len(unknown), config["alphabet"], "\n  ".join(lines), more),
+                               len(unknown), config["alphabet"], "\n  ".join(problems), more),
                            EXIT_ALPHABET)
-    return corpus, words
+    return list(words), lines
+
+
+def _dry_run_corpus(config: Dict[str, Any], alphabet: Any, log: Callable[[str], None],
+                    summary: Dict[str, Any], corpus_out: Optional[TextIO]) -> None:
+    """Stages 1 and 2 only. The corpus goes to ``corpus_out`` once every check passed (copied
+    from the streamed file, so it is never held whole), else into ``summary["corpus"]``."""
+    work = Path(tempfile.mkdtemp(prefix="voice-retrain-", dir=config["work_dir"]))
+    try:
+        corpus_path = work / "corpus.txt"
+        _, lines = _corpus(config, alphabet, log, summary, corpus_path)
+        if corpus_out is not None:
+            with corpus_path.open(encoding="utf-8") as corpus:
+                shutil.copyfileobj(corpus, corpus_out)
+        else:
+            summary["corpus"] = (corpus_path.read_text(encoding="utf-8").split("\n")[:lines]
+                                 if lines else [])
+    finally:
+        shutil.rmtree(str(work), ignore_errors=True)
 
 
 def _one_pass(config: Dict[str, Any], paths: Dict[str, Path], alphabet: Any, alpha: float,
               beta: float, verifier: Callable[[Path], str], log: Callable[[str], None],
               summary: Dict[str, Any]) -> None:
     """One build from the inputs as they are on disk now (stages 1-6)."""
-    corpus, words = _corpus(config, alphabet, log, summary)
     work = Path(tempfile.mkdtemp(prefix="voice-retrain-", dir=config["work_dir"]))
     try:
-        _build_and_install(config, paths, work, corpus, words, alphabet, alpha, beta, verifier,
+        words, _ = _corpus(config, alphabet, log, summary, work / "corpus.txt")
+    except BaseException:
+        shutil.rmtree(str(work), ignore_errors=True)  # nothing built yet: nothing to keep
+        raise
+    try:
+        _build_and_install(config, paths, work, words, alphabet, alpha, beta, verifier,
                            log, summary)
     finally:
         if config["keep_work_dir"]:
@@ -600,12 +644,12 @@ def _one_pass(config: Dict[str, Any], paths: Dict[str, Path], alphabet: Any, alp
 
 
 def _build_and_install(config: Dict[str, Any], paths: Dict[str, Path], work: Path,
-                       corpus: List[str], words: List[str], alphabet: Any, alpha: float,
+                       words: List[str], alphabet: Any, alpha: float,
                        beta: float, verifier: Callable[[Path], str], log: Callable[[str], None],
                        summary: Dict[str, Any]) -> None:
+    """Stages 3-6 from ``work/corpus.txt`` (written by ``_corpus``) and its ``words``."""
     target, staged, previous = paths["target"], paths["staged"], paths["previous"]
     corpus_path, vocab_path = work / "corpus.txt", work / "vocab.txt"
-    corpus_path.write_text("\n".join(corpus) + "\n", encoding="utf-8")
     vocab_path.write_text("\n".join(words) + "\n", encoding="utf-8")
     arpa, filtered, binary = work / "lm.arpa", work / "lm.filtered.arpa", work / "lm.binary"
     timeout = config["timeout"]
@@ -805,14 +849,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             summary = rollback(config)
         else:
             config = load_config(args.config, overrides)
-            summary = run(config, dry_run=args.dry_run)
+            # --dry-run prints the corpus from the streamed file (after the checks), unless the
+            # summary with the corpus is printed as JSON
+            summary = run(config, dry_run=args.dry_run,
+                          corpus_out=sys.stdout if args.dry_run and not args.json else None)
     except RetrainError as exc:
         print("voice-retrain: error: %s" % exc, file=sys.stderr)
         return exc.code
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
     elif args.dry_run:
-        print("\n".join(summary["corpus"]))
+        sys.stdout.flush()  # the corpus was written there by run()
     else:
         state = "installed" if summary.get("changed") else "unchanged"
         print("%s: %s (%s)" % (state, summary["output_scorer"], summary.get("sha256", "")))

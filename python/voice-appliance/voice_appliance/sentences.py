@@ -1,8 +1,8 @@
 """Expand Rhasspy ``sentences.ini`` templates into the sentences a user can say.
 
 The template language (alternatives ``(a | b)``, optionals ``[x]``, rules ``<name>``, slots
-``$name``, number ranges ``(1..10)``, tags ``{name}``, substitutions ``word:out``) is parsed and
-expanded by rhasspy-nlu itself. This module adds what rhasspy-nlu lacks:
+``$name``, number ranges ``(1..10)``, tags ``{name}``, substitutions ``word:out``) is parsed by
+rhasspy-nlu itself. This module adds what rhasspy-nlu lacks:
 
 * exact ``file:line`` positions (rhasspy-nlu's own line numbers are wrong once a file has
   comments or blank lines), and errors it does not raise at all (a stray ``)``, a line that
@@ -14,7 +14,12 @@ expanded by rhasspy-nlu itself. This module adds what rhasspy-nlu lacks:
   slots / slot programs directory, even through a symbolic link), recursive rules are refused
   before anything is expanded, and files and slot program output are read only up to
   ``MAX_FILE_BYTES``. Slots are therefore loaded here, from the checked paths, and not by
-  rhasspy-nlu's ``get_slot_replacements`` (which looks every name up again, unchecked).
+  rhasspy-nlu's ``get_slot_replacements`` (which looks every name up again, unchecked);
+* expansion as a stream (``stream``): the parsed templates are walked depth-first and each
+  sentence is handed out as it is reached, saying exactly what rhasspy-nlu's graph expansion
+  (``sentences_to_graph`` + ``sample_by_intent``) says, in its order, without building that graph
+  or any list of sentences (which took most of the memory of a large retrain). ``expand`` is
+  ``list(stream(...))`` for callers that want the list.
 
 The file is split into sections and entries the way rhasspy-nlu's ``configparser`` set-up reads
 it (``#``/``;`` comments, ``key = value`` rules, bare lines as sentences, ``\\[`` escape); each
@@ -23,6 +28,7 @@ entry is then parsed by rhasspy-nlu's ``Sentence.parse``/``Rule.parse``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -32,7 +38,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path, PurePath
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import (Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Set,
+                    Tuple)
 
 SECTION_RE = re.compile(r"\[(?P<header>.+)\]")  # configparser.SECTCRE, matched at line start
 NUMBER_PROGRAM = "rhasspy/number"
@@ -401,6 +408,32 @@ def _too_deep(exc: RecursionError) -> SentencesError:
                           "flatten the deepest rules" % exc)
 
 
+def _share_plain_words(expression: Any, jsgf: Any, shared: Dict[str, Any]) -> None:
+    """Make every plain word in ``expression`` (no tag, substitution or converter) the one
+    ``Word`` object of its spelling in ``shared``. A large sentences file repeats a few thousand
+    words hundreds of thousands of times; one object per spelling instead of per occurrence is
+    most of the memory its parsed templates take. Plain words are never changed in place except
+    by ``number_transform``, which turns every copy of a number into the same words anyway."""
+    stack = [expression]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, jsgf.Sequence):
+            continue
+        items = node.items
+        for index, item in enumerate(items):
+            if type(item) is jsgf.Word:
+                if item.tag is not None or item.substitution is not None or item.converters:
+                    continue
+                known = shared.get(item.text)
+                if (known is not None and known.text == item.text and known.tag is None
+                        and known.substitution is None and not known.converters):
+                    items[index] = known
+                else:
+                    shared[item.text] = item
+            elif isinstance(item, jsgf.Sequence):
+                stack.append(item)
+
+
 def parse_templates(files: Sequence["os.PathLike[str] | str"],
                     slots_dirs: Sequence["os.PathLike[str] | str"] = (),
                     slot_programs_dirs: Sequence["os.PathLike[str] | str"] = (),
@@ -421,6 +454,7 @@ def parse_templates(files: Sequence["os.PathLike[str] | str"],
     replacements: Dict[str, List[Any]] = {}
     rule_where: Dict[str, Entry] = {}
     parsed: List[Tuple[Entry, Any]] = []
+    shared: Dict[str, Any] = {}  # spelling -> the one plain Word object of it
     for entry in entries:
         sentences.setdefault(entry.intent, [])
         body = (entry.key if entry.value is None else entry.value).replace("\\[", "[")
@@ -430,6 +464,7 @@ def parse_templates(files: Sequence["os.PathLike[str] | str"],
         try:
             if entry.is_rule:
                 rule = jsgf.Rule.parse("<%s> = (%s);" % (entry.key, body), metadata=metadata)
+                _share_plain_words(rule.rule_body, jsgf, shared)
                 key = "<%s.%s>" % (entry.intent, rule.rule_name)
                 if key in replacements:
                     raise SentencesError("%s: rule <%s> is also defined at %s"
@@ -439,6 +474,7 @@ def parse_templates(files: Sequence["os.PathLike[str] | str"],
                 parsed.append((entry, rule.rule_body))
             else:
                 sentence = jsgf.Sentence.parse(body, metadata=metadata)
+                _share_plain_words(sentence, jsgf, shared)
                 sentences[entry.intent].append(sentence)
                 parsed.append((entry, sentence))
         except SentencesError:
@@ -512,7 +548,7 @@ def parse_templates(files: Sequence["os.PathLike[str] | str"],
             return number_transform(word, language)
 
         slot_replacements, slot_lines = _load_slots(used_slots, slot_dirs, program_dirs, jsgf,
-                                                    slot_visitor)
+                                                    slot_visitor, shared)
     finally:
         shutil.rmtree(str(builtin), ignore_errors=True)
     replacements.update(slot_replacements)
@@ -584,7 +620,7 @@ def _run_slot_program(source: SlotSource, key: str, where: str,
 
 
 def _load_slots(used: Dict[str, Entry], slot_dirs: Sequence[Path], program_dirs: Sequence[Path],
-                jsgf: Any, visitor: Callable[[Any], Any]
+                jsgf: Any, visitor: Callable[[Any], Any], shared: Optional[Dict[str, Any]] = None
                 ) -> Tuple[Dict[str, List[Any]], List[Tuple[str, int, str]]]:
     """Replacements ``{"$key": [values]}`` for the used slots, and (file, line, text) of every
     value read from a slot file. All names are checked before any slot program runs."""
@@ -623,6 +659,8 @@ def _load_slots(used: Dict[str, Entry], slot_dirs: Sequence[Path], program_dirs:
             if rules or slots:
                 raise SentencesError("%s: slot values cannot reference rules or other slots (%r)"
                                      % (where, value))
+            if shared is not None:
+                _share_plain_words(sentence, jsgf, shared)
             jsgf.walk_expression(sentence, visitor)
             values.append(sentence)
             if kind == "file":
@@ -636,18 +674,293 @@ def _load_slots(used: Dict[str, Entry], slot_dirs: Sequence[Path], program_dirs:
     return replacements, lines
 
 
-def expand(templates: Templates, max_sentences: int = 200000) -> List[Expanded]:
-    """Every sentence the templates allow, as spoken (substitutions and tags do not change
-    what is said)."""
-    nlu = _import_nlu()
-    from rhasspynlu.fsticuffs import sample_by_intent
-    from rhasspynlu.ini_jsgf import get_intent_counts
+# --- expansion: a depth-first walk that yields one sentence at a time -------------------------
+#
+# What is spoken along one path through the templates is what rhasspy-nlu's graph expansion
+# (``sentences_to_graph`` + ``sample_by_intent``) reports as ``raw_text``; the walk below
+# reproduces it without building the graph or any list of sentences:
+#
+# * Every word is spoken as written (a substitution ``spoken:written`` only changes what is
+#   written); words are joined by single spaces and empty words (the empty alternative of an
+#   optional ``[x]``) are left out.
+# * A converter (``!int``, also on tags ``{name!int}`` and on number ranges) really runs, on what
+#   is written inside it, as in the library; a word that is written exactly as it is spoken (no
+#   substitution of its own, none around it) is held back until the converter ends and then
+#   follows the words that were not held back, so ``(Guten Morgen:morgen)!lower`` is spoken
+#   "Morgen Guten", as Rhasspy trains it. A converter that fails ends the expansion with the
+#   sentence's file:line, as rhasspy-nlu fails on it.
+# * Branches that make no graph state at all (an empty group ``()``, a rule whose body is
+#   empty) are one path however many there are in one alternative (or in one intent), and it
+#   comes after the other branches: the graph joins them with one edge, added last.
+#
+# Memory: the stack of open alternatives and the current sentence's words; templates are walked
+# in place (rules and slots are shared, never copied per use).
 
-    try:
-        counts = get_intent_counts(templates.sentences, templates.replacements,
-                                   exclude_slots=False)
-    except RecursionError as exc:
-        raise _too_deep(exc) from exc
+_EXPR, _TOKEN = 0, 1
+_CONVERT, _CONVERTED = "__convert__", "__converted__"
+# A continuation is a linked list ((kind, ...), rest) of what is still to be spoken after the
+# current point; alternatives share their continuation instead of copying it.
+_Cont = Optional[Tuple[Tuple[Any, ...], Any]]
+
+
+def _labels(substitution: Any) -> List[str]:
+    """The written tokens of a substitution (a string or a list of strings)."""
+    return [substitution] if isinstance(substitution, str) else list(substitution)
+
+
+class _Walker:
+    """Walks rhasspy-nlu expression trees depth-first with explicit stacks (no recursion, so a
+    deep but legal template costs memory, not the Python stack)."""
+
+    def __init__(self, replacements: Dict[str, List[Any]], jsgf: Any,
+                 converters: Dict[str, Callable[..., Any]]) -> None:
+        self.replacements = replacements
+        self.jsgf = jsgf
+        self.converters = converters
+        self._options: Dict[Tuple[Any, bool], List[Any]] = {}
+
+    def _resolve(self, expression: Any, where: str) -> List[Any]:
+        jsgf = self.jsgf
+        if isinstance(expression, jsgf.RuleReference):
+            key = "<%s>" % expression.full_rule_name
+            what = "rule <%s>" % expression.full_rule_name
+        else:
+            key = "$" + expression.slot_name
+            what = "slot $%s" % expression.slot_name
+        values = self.replacements.get(key)
+        if not values:
+            raise SentencesError("%s: %s is not defined" % (where, what))
+        return values
+
+    def makes_no_state(self, expression: Any, in_substitution: bool) -> bool:
+        """Whether rhasspy-nlu's graph gets no state for ``expression``: a group (or a rule)
+        holding nothing but such groups, without tag, converter or (outside another
+        substitution) substitution. ``in_substitution``: inside a substitution already."""
+        jsgf = self.jsgf
+        stack = [(expression, in_substitution)]
+        seen: Set[Tuple[int, bool]] = set()
+        while stack:
+            node, inside = stack.pop()
+            if (id(node), inside) in seen:
+                continue
+            seen.add((id(node), inside))
+            if isinstance(node, (jsgf.Word, jsgf.SlotReference)):
+                return False
+            if isinstance(node, jsgf.Taggable) and node.tag:
+                return False
+            if isinstance(node, jsgf.Substitutable):
+                if node.converters or (node.substitution and not inside):
+                    return False
+                inside = inside or bool(node.substitution)
+            if isinstance(node, jsgf.Sequence):
+                if node.type == jsgf.SequenceType.ALTERNATIVE:
+                    return False
+                stack.extend((item, inside) for item in node.items)
+            elif isinstance(node, jsgf.RuleReference):
+                values = self.replacements.get("<%s>" % node.full_rule_name)
+                if not values:
+                    return False  # the walk reports it
+                stack.append((values[0], inside))
+        return True
+
+    def options(self, key: Any, items: List[Any], in_substitution: bool) -> List[Any]:
+        """The branches of an alternative in the order the graph enumerates them: those that
+        make states in their order, then the first stateless one (the others are the same
+        path)."""
+        cached = self._options.get((key, in_substitution))
+        if cached is not None:
+            return cached
+        making: List[Any] = []
+        stateless: List[Any] = []
+        for item in items:
+            (stateless if self.makes_no_state(item, in_substitution) else making).append(item)
+        result = items if not stateless and len(making) == len(items) else making + stateless[:1]
+        self._options[(key, in_substitution)] = result
+        return result
+
+    def paths(self, root: Any, where: str) -> Iterator[str]:
+        """What is spoken along each path through ``root`` (a sentence), one at a time."""
+        jsgf = self.jsgf
+        word_type, sequence_type = jsgf.Word, jsgf.Sequence
+        alternative, substitutable = jsgf.SequenceType.ALTERNATIVE, jsgf.Substitutable
+        rule_type, slot_type = jsgf.RuleReference, jsgf.SlotReference
+        out: List[Tuple[str, Any]] = []  # (spoken, written) of the path so far
+        # open alternatives: [branches, next branch, substitution depth, continuation, len(out)]
+        frames: List[List[Any]] = []
+        cont: _Cont = ((_EXPR, root, 0), None)
+        while True:
+            while cont is not None:
+                step, cont = cont
+                if step[0] == _TOKEN:
+                    out.append(step[1])
+                    continue
+                expression, depth = step[1], step[2]
+                tag = getattr(expression, "tag", None)
+                if isinstance(expression, substitutable):
+                    substitution, converters = expression.substitution, expression.converters
+                else:
+                    substitution, converters = None, []
+                if (type(expression) is word_type and tag is None and substitution is None
+                        and not converters):  # the common case: a plain word
+                    out.append((expression.text, expression.text if depth <= 0 else ""))
+                    continue
+                inner = depth + (1 if substitution else 0) + (1 if tag and tag.substitution else 0)
+                if tag:
+                    out.extend(("", _CONVERT + name) for name in reversed(tag.converters))
+                out.extend(("", _CONVERT + name) for name in reversed(converters))
+                after: List[Tuple[str, Any]] = []
+                if substitution and inner - 1 <= 0:
+                    after.extend(("", label) for label in _labels(substitution))
+                if tag and tag.substitution:
+                    after.extend(("", label) for label in _labels(tag.substitution))
+                after.extend(("", _CONVERTED + name) for name in converters)
+                if tag:
+                    after.extend(("", _CONVERTED + name) for name in tag.converters)
+                rest = cont
+                for token in reversed(after):
+                    rest = ((_TOKEN, token), rest)
+                branches: Optional[List[Any]] = None
+                if isinstance(expression, word_type):
+                    written = expression.text if substitution is None and inner <= 0 else ""
+                    out.append((expression.text, written))
+                    cont = rest
+                elif isinstance(expression, sequence_type):
+                    if expression.type == alternative:
+                        branches = self.options(id(expression), expression.items, inner > 0)
+                    else:
+                        for item in reversed(expression.items):
+                            rest = ((_EXPR, item, inner), rest)
+                        cont = rest
+                elif isinstance(expression, rule_type):
+                    cont = ((_EXPR, self._resolve(expression, where)[0], inner), rest)
+                elif isinstance(expression, slot_type):
+                    values = self._resolve(expression, where)
+                    inner += 1 if substitution else 0
+                    branches = self.options("$" + expression.slot_name, values, inner > 0)
+                else:
+                    cont = rest  # nothing else is spoken
+                if branches is not None:
+                    if not branches:
+                        break  # a dead end: no path
+                    frames.append([branches, 1, inner, rest, len(out)])
+                    cont = ((_EXPR, branches[0], inner), rest)
+            else:
+                yield self.spoken(out, where)
+            while frames:  # back to the latest alternative with a branch left
+                frame = frames[-1]
+                if frame[1] < len(frame[0]):
+                    branch = frame[0][frame[1]]
+                    frame[1] += 1
+                    del out[frame[4]:]
+                    cont = ((_EXPR, branch, frame[2]), frame[3])
+                    break
+                frames.pop()
+            else:
+                return
+
+    def spoken(self, out: List[Tuple[str, Any]], where: str) -> str:
+        """The spoken text of one path: its words in order, except that a word written as
+        spoken inside a converter follows the converter's other words (see above)."""
+        words: List[str] = []
+        open_converters: List[Tuple[str, List[Tuple[str, Any]]]] = []
+        for spoken, written in out:
+            if written and open_converters and written[:2] != "__":
+                open_converters[-1][1].append((spoken, written))
+            elif written[:11] == _CONVERT:
+                open_converters.append((written[11:], []))
+            elif written[:13] == _CONVERTED:
+                name, held = open_converters.pop()
+                held_spoken = [text for text, _ in held if text]
+                values = [value for _, value in held if value]
+                converted = self._convert(name, values, out, where)
+                if open_converters:
+                    open_converters[-1][1].extend(
+                        itertools.zip_longest(held_spoken, converted, fillvalue=""))
+                else:
+                    words.extend(held_spoken)
+            elif spoken:
+                words.append(spoken)
+        return " ".join(words)
+
+    def _convert(self, key: str, values: List[Any], out: List[Tuple[str, Any]],
+                 where: str) -> List[Any]:
+        name, *arguments = key.split(",")
+        function = self.converters.get(name)
+        sentence = " ".join(text for text, _ in out if text)
+        if function is None:
+            raise SentencesError(
+                "%s: converter !%s (in %r) is not one of rhasspy-nlu's converters (%s), so the "
+                "sentence cannot be expanded; remove it or use one of those"
+                % (where, name, sentence, ", ".join(sorted(self.converters))))
+        try:
+            return list(function(*values, **({"converter_args": arguments} if arguments else {})))
+        except Exception as exc:
+            raise SentencesError(
+                "%s: converter !%s cannot convert %s (in %r): %s; give the words a substitution "
+                "it accepts (e.g. zehn:10 for !int) or remove the converter"
+                % (where, key, ", ".join(repr(v) for v in values) or "nothing", sentence,
+                   exc)) from exc
+
+
+def count_sentences(templates: Templates) -> Dict[str, int]:
+    """How many sentences each intent allows, counted without expanding them (as rhasspy-nlu's
+    ``get_intent_counts(..., exclude_slots=False)`` counts: alternatives add, sequences
+    multiply, rules and slots count their values; at least 1 per intent). Iterative; a rule or
+    slot is counted once however often it is used."""
+    _import_nlu()
+    from rhasspynlu import jsgf
+
+    known: Dict[str, int] = {}
+    counts: Dict[str, int] = {}
+    for intent, items in templates.sentences.items():
+        total = 0
+        for sentence in items:
+            results: List[int] = []
+            # (expression, None) = count it; (expression, n) = combine its n counted parts
+            work: List[Tuple[Any, Optional[int]]] = [(sentence, None)]
+            while work:
+                node, parts = work.pop()
+                if parts is None:
+                    if isinstance(node, jsgf.Word):
+                        results.append(1)
+                        continue
+                    if isinstance(node, jsgf.Sequence):
+                        children = node.items
+                    elif isinstance(node, (jsgf.RuleReference, jsgf.SlotReference)):
+                        key = ("<%s>" % node.full_rule_name if isinstance(node, jsgf.RuleReference)
+                               else "$" + node.slot_name)
+                        if key in known:
+                            results.append(known[key])
+                            continue
+                        if key not in templates.replacements:
+                            raise SentencesError("%s is not defined" % key)
+                        children = templates.replacements[key]
+                    else:
+                        results.append(0)
+                        continue
+                    work.append((node, len(children)))
+                    work.extend((child, None) for child in reversed(children))
+                    continue
+                values = results[len(results) - parts:]
+                del results[len(results) - parts:]
+                if isinstance(node, jsgf.Sequence) and node.type != jsgf.SequenceType.ALTERNATIVE:
+                    count = 1
+                    for value in values:
+                        count *= value
+                else:
+                    count = sum(values)
+                if isinstance(node, jsgf.RuleReference):
+                    known["<%s>" % node.full_rule_name] = count
+                elif isinstance(node, jsgf.SlotReference):
+                    known["$" + node.slot_name] = count
+                results.append(count)
+            total += results[0]
+        counts[intent] = max(1, total)
+    return counts
+
+
+def _check_count(templates: Templates, max_sentences: int) -> None:
+    counts = count_sentences(templates)
     total = sum(counts.values())
     if total > max_sentences:
         biggest = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
@@ -655,22 +968,68 @@ def expand(templates: Templates, max_sentences: int = 200000) -> List[Expanded]:
             "the templates allow %d sentences (largest intents: %s), more than the limit of %d; "
             "narrow the templates (number ranges and slots multiply) or raise max_sentences"
             % (total, ", ".join("%s=%d" % kv for kv in biggest), max_sentences))
+
+
+def stream(templates: Templates, max_sentences: int = 200000) -> Iterator[Expanded]:
+    """Every sentence the templates allow, as spoken (substitutions and tags do not change what
+    is said), one at a time: intents in order, each intent's sentences depth-first in the order
+    rhasspy-nlu's ``sample_by_intent`` lists them. Nothing but the current path is held.
+
+    Templates that allow more than ``max_sentences`` are refused here, before anything is
+    expanded; errors found while expanding (a converter that fails, an intent without any
+    sentence) are raised by the iterator when it reaches them."""
+    _check_count(templates, max_sentences)
+    return _stream(templates)
+
+
+def _stream(templates: Templates) -> Iterator[Expanded]:
+    _import_nlu()
+    from rhasspynlu import jsgf
+    from rhasspynlu.fsticuffs import get_default_converters
+
+    walker = _Walker(templates.replacements, jsgf, get_default_converters())
+    first: Dict[str, Entry] = {}
+    lines: Dict[str, List[Entry]] = {}
+    for entry in templates.entries:
+        first.setdefault(entry.intent, entry)
+        if not entry.is_rule:
+            lines.setdefault(entry.intent, []).append(entry)
     try:
-        graph = nlu.sentences_to_graph(templates.sentences, replacements=templates.replacements)
-        by_intent = sample_by_intent(graph)
+        for intent, items in templates.sentences.items():
+            fallback = first[intent].where if intent in first else "[%s]" % intent
+            places = lines.get(intent, [])
+            aligned = len(places) == len(items)  # else not from parse_templates: no line each
+            produced = 0
+            stateless: Optional[int] = None
+            for index, sentence in enumerate(items):
+                if walker.makes_no_state(sentence, False):
+                    if stateless is None:
+                        stateless = index  # the graph joins these last, as one path
+                    continue
+                where = places[index].where if aligned else fallback
+                for text in walker.paths(sentence, where):
+                    produced += 1
+                    yield Expanded(intent, text)
+            if stateless is not None:
+                for text in walker.paths(items[stateless],
+                                         places[stateless].where if aligned else fallback):
+                    produced += 1
+                    yield Expanded(intent, text)
+            if not produced:
+                raise SentencesError("%s: intent [%s] expands to no sentence" % (fallback, intent))
     except RecursionError as exc:
         raise _too_deep(exc) from exc
-    except Exception as exc:
-        raise SentencesError("expanding the templates failed: %s" % exc) from exc
-    out: List[Expanded] = []
-    for intent in templates.sentences:
-        for recognition in by_intent.get(intent, []):
-            out.append(Expanded(intent, recognition.raw_text))
-    missing = [i for i in templates.sentences if not by_intent.get(i)]
-    if missing:
-        first = next(e for e in templates.entries if e.intent == missing[0])
-        raise SentencesError("%s: intent [%s] expands to no sentence" % (first.where, missing[0]))
-    return out
+    except SentencesError:
+        raise
+    except Exception as exc:  # a template rhasspy-nlu would not expand either
+        raise SentencesError("expanding the templates failed: %s"
+                             % (str(exc) or type(exc).__name__)) from exc
+
+
+def expand(templates: Templates, max_sentences: int = 200000) -> List[Expanded]:
+    """Every sentence the templates allow, as a list (``list(stream(...))``; prefer ``stream``
+    for large templates)."""
+    return list(stream(templates, max_sentences))
 
 
 # --- corpus text -------------------------------------------------------------------------------
@@ -707,6 +1066,16 @@ def expand_files(files: Sequence["os.PathLike[str] | str"],
     return templates, expand(templates, max_sentences)
 
 
+def stream_files(files: Sequence["os.PathLike[str] | str"],
+                 slots_dirs: Sequence["os.PathLike[str] | str"] = (),
+                 slot_programs_dirs: Sequence["os.PathLike[str] | str"] = (),
+                 language: str = "de", max_sentences: int = 200000
+                 ) -> Tuple[Templates, Iterator[Expanded]]:
+    """``parse_templates`` and ``stream``: the templates, and their sentences one at a time."""
+    templates = parse_templates(files, slots_dirs, slot_programs_dirs, language)
+    return templates, stream(templates, max_sentences)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m voice_appliance.sentences FILE... [--slots DIR]``: print the sentences."""
     import argparse
@@ -719,13 +1088,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--language", default="de")
     parser.add_argument("--intents", action="store_true", help="prefix each line with its intent")
     args = parser.parse_args(argv)
-    try:
-        _, sentences = expand_files(args.files, args.slots, args.slot_programs, args.language)
+    try:  # printed as they are expanded: nothing holds them all
+        _, sentences = stream_files(args.files, args.slots, args.slot_programs, args.language)
+        for item in sentences:
+            print(("%s\t%s" % (item.intent, item.text)) if args.intents else item.text)
     except SentencesError as exc:
         print("error: %s" % exc, file=sys.stderr)
         return 1
-    for item in sentences:
-        print(("%s\t%s" % (item.intent, item.text)) if args.intents else item.text)
     return 0
 
 
