@@ -319,6 +319,34 @@ def test_shared_and_chained_rules_are_not_a_cycle(tmp_path):
 
 
 @pytest.mark.bad_input
+def test_a_chain_of_rules_that_each_use_the_next_twice_is_refused_without_walking_it_exponentially(tmp_path, monkeypatch):
+    """30 lines that allow 2**30 sentences: refused by max_sentences, and parsing visits each rule body a
+    bounded number of times (walking through every reference would visit the last one 2**30 times)."""
+    from rhasspynlu import jsgf
+
+    chain = "".join("r%d = (<r%d> | <r%d>)\n" % (n, n + 1, n + 1) for n in range(30))
+    path = write(tmp_path, "[A]\nsag <r0>\nr30 = (ja | nein)\n" + chain)
+    calls = []
+    walk = jsgf.walk_expression
+
+    def counting_walk(expression, visit, replacements=None):
+        calls.append(1)
+        if len(calls) > 100000:
+            raise AssertionError("the templates were walked through their references (over 100000 visits)")
+        return walk(expression, visit, replacements)
+
+    monkeypatch.setattr(jsgf, "walk_expression", counting_walk)
+    with pytest.raises(SentencesError, match=r"allow 2147483648 sentences .* limit of 200000"):
+        sentences.expand_files([path])
+    assert len(calls) < 2000, len(calls)
+    # Each rule saying the next one twice in a row: 2**(2**30) sentences, a number no one can print.
+    squared = "".join("r%d = <r%d> <r%d>\n" % (n, n + 1, n + 1) for n in range(30))
+    path = write(tmp_path, "[A]\nsag <r0>\nr30 = (ja | nein)\n" + squared)
+    with pytest.raises(SentencesError, match=r"allow over 10\^18 sentences \(largest intents: A=over 10\^18\)"):
+        sentences.expand_files([path])
+
+
+@pytest.mark.bad_input
 def test_too_deep_templates_are_refused_not_a_recursion_error(tmp_path):
     chain = "".join("r%d = (w%d | <r%d>)\n" % (n, n, n + 1) for n in range(3000))
     path = write(tmp_path, "[A]\n\nsag <r0>\nr3000 = ende\n" + chain)

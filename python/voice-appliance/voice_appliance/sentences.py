@@ -523,14 +523,16 @@ def parse_templates(files: Sequence["os.PathLike[str] | str"],
                " -> ".join(name if name == "..." else "<%s>" % name for name in shown_chain),
                MAX_NESTING))
 
+    # Every sentence and every rule body or slot value once, each on its own: following rule references
+    # (rhasspy-nlu's walk does when given the replacements) would walk a rule's body again at every
+    # reference, and a chain of rules that each use the next twice would take exponential time.
     def walk_all(visit: Callable[[Any], Any]) -> None:
         try:
-            for intent_sentences in sentences.values():
-                for sentence in intent_sentences:
-                    jsgf.walk_expression(sentence, visit, replacements)
-            for values in list(replacements.values()):
-                for value in values:
-                    jsgf.walk_expression(value, visit, replacements)
+            for expressions in list(sentences.values()) + list(replacements.values()):
+                for index, expression in enumerate(expressions):
+                    replaced = jsgf.walk_expression(expression, visit)
+                    if replaced is not None and replaced is not True and replaced is not False:
+                        expressions[index] = replaced
         except RecursionError as exc:
             raise _too_deep(exc) from exc
 
@@ -902,6 +904,15 @@ class _Walker:
                    exc)) from exc
 
 
+# Counts saturate here: a few lines can allow 2**(2**30) sentences (a chain of rules that each say the next
+# one twice), a number too large to compute or print.
+COUNT_CAP = 10 ** 18
+
+
+def _count_text(count: int) -> str:
+    return "over 10^18" if count >= COUNT_CAP else str(count)
+
+
 def count_sentences(templates: Templates) -> Dict[str, int]:
     """How many sentences each intent allows, counted without expanding them (as rhasspy-nlu's
     ``get_intent_counts(..., exclude_slots=False)`` counts: alternatives add, sequences
@@ -946,28 +957,28 @@ def count_sentences(templates: Templates) -> Dict[str, int]:
                 if isinstance(node, jsgf.Sequence) and node.type != jsgf.SequenceType.ALTERNATIVE:
                     count = 1
                     for value in values:
-                        count *= value
+                        count = min(count * value, COUNT_CAP)
                 else:
-                    count = sum(values)
+                    count = min(sum(values), COUNT_CAP)
                 if isinstance(node, jsgf.RuleReference):
                     known["<%s>" % node.full_rule_name] = count
                 elif isinstance(node, jsgf.SlotReference):
                     known["$" + node.slot_name] = count
                 results.append(count)
             total += results[0]
-        counts[intent] = max(1, total)
+        counts[intent] = min(max(1, total), COUNT_CAP)
     return counts
 
 
 def _check_count(templates: Templates, max_sentences: int) -> None:
     counts = count_sentences(templates)
-    total = sum(counts.values())
+    total = min(sum(counts.values()), COUNT_CAP)
     if total > max_sentences:
         biggest = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
         raise SentencesError(
-            "the templates allow %d sentences (largest intents: %s), more than the limit of %d; "
+            "the templates allow %s sentences (largest intents: %s), more than the limit of %d; "
             "narrow the templates (number ranges and slots multiply) or raise max_sentences"
-            % (total, ", ".join("%s=%d" % kv for kv in biggest), max_sentences))
+            % (_count_text(total), ", ".join("%s=%s" % (intent, _count_text(n)) for intent, n in biggest), max_sentences))
 
 
 def stream(templates: Templates, max_sentences: int = 200000) -> Iterator[Expanded]:
