@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import signal
 import sys
 import tempfile
@@ -38,7 +36,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fleet_bench import REPO, Fleet, Runner, cpu_model, fmt_time, run  # noqa: E402  (the bench's own helpers)
+from fleet_bench import REPO, Fleet, Runner, fmt_time, header, run, run_info, why_aborted  # noqa: E402  (the bench's own helpers)
 
 IMAGES = {"amd64": "pi-voice/debian:bookworm-amd64", "armhf": "pi-voice/debian:bookworm-armhf",
           "arm64": "pi-voice/debian:trixie-arm64"}
@@ -82,13 +80,7 @@ def role_of(task: str) -> str:
 
 
 def write_report(path: Path, info: Dict[str, Any], results: Dict[str, Dict[str, Any]]) -> None:
-    out = ["# Converge benchmark: one Pi, cold vs warm, and where a no-op run goes", ""]
-    out.append("Machine: {machine}; {date}. Controller: ansible-core {ansible}, Python {python}; commit {commit}{dirty}.".format(**info))
-    out.append("Load average (1 min) during the runs: mean {load_mean:.1f}, max {load_max:.1f}; {others} other containers "
-               "were running when the bench started.".format(**info))
-    out.append("")
-    out.append("Measured with `nice -n 19 .venv/bin/python bench/converge_bench.py {args}` (total {total}).".format(**info))
-    out.append("")
+    out = header("Converge benchmark: one Pi, cold vs warm, and where a no-op run goes", "converge_bench.py", info)
     out.append("Method: bench/converge_bench.py's docstring. A task execution is one task on one host (a loop counts "
                "once; \"Pi round trips\" counts its items); \"on the Pi\" means a module ran on the Pi, the rest stayed "
                "on the controller (set_fact, assert, include_*, meta, delegated to localhost). Compare ratios within "
@@ -189,22 +181,13 @@ def main() -> int:
             fleet.remove([name])
             runner.clear_facts()
     except (KeyboardInterrupt, SystemExit) as exc:
-        aborted = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc.code).splitlines()[0]
-        print("[bench] {}; cleaning up".format(exc), file=sys.stderr)
+        aborted = why_aborted(exc)
     finally:
         fleet.close()
     if not results:
         return 1
-    head = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).stdout.strip()
-    dirty = run(["git", "-C", str(REPO), "status", "--porcelain", "--", "site.yml", "playbooks", "roles", "plugins"]).stdout.strip()
-    ansible = run([str(REPO / ".venv" / "bin" / "ansible"), "--version"]).stdout.split("\n")[0]
     means = [float(r["load_mean"]) for res in results.values() for r in res.values()]
-    info = {"machine": "{} {}, {} CPUs ({})".format(platform.system(), platform.machine(), os.cpu_count(), cpu_model()),
-            "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
-            "ansible": re.sub(r".*\[core ([^\]]+)\].*", r"\1", ansible), "commit": head,
-            "dirty": " (with uncommitted changes)" if dirty else "", "load_mean": sum(means) / max(1, len(means)),
-            "load_max": max(loads or [0.0]), "others": others, "args": " ".join(sys.argv[1:]),
-            "total": fmt_time(time.monotonic() - started)}
+    info = run_info(started, means, loads, others)
     write_report(args.output, info, results)
     (log_dir / "results.json").write_text(json.dumps({"info": info, "results": results}, indent=1))
     print("[bench] wrote {}; logs in {}{}".format(args.output, log_dir, "; ABORTED: " + aborted if aborted else ""),

@@ -267,15 +267,37 @@ def fmt_time(seconds: float) -> str:
     return "{:.0f} s ({}:{:02d})".format(seconds, int(seconds) // 60, int(seconds) % 60)
 
 
+def why_aborted(exc: BaseException) -> str:
+    """The first line of why a bench run stopped early (Ctrl-C, SIGTERM or a failed playbook); says so on stderr."""
+    print("[bench] {}; cleaning up".format(exc), file=sys.stderr)
+    return "interrupted" if isinstance(exc, KeyboardInterrupt) else str(getattr(exc, "code", exc)).splitlines()[0]
+
+
+def run_info(started: float, load_means: List[float], load_maxes: List[float], others: int) -> Dict[str, object]:
+    """What a bench report says about its run: machine, controller, commit, load, command line, duration."""
+    head = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).stdout.strip()
+    dirty = run(["git", "-C", str(REPO), "status", "--porcelain", "--", "site.yml", "playbooks", "roles", "plugins"]).stdout.strip()
+    ansible = run([str(REPO / ".venv" / "bin" / "ansible"), "--version"]).stdout.split("\n")[0]
+    return {"machine": "{} {}, {} CPUs ({})".format(platform.system(), platform.machine(), os.cpu_count(), cpu_model()),
+            "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
+            "ansible": re.sub(r".*\[core ([^\]]+)\].*", r"\1", ansible), "commit": head,
+            "dirty": " (with uncommitted changes in playbooks/roles/plugins)" if dirty else "",
+            "load_mean": sum(load_means) / max(1, len(load_means)), "load_max": max(load_maxes or [0.0]), "others": others,
+            "args": " ".join(sys.argv[1:]), "total": fmt_time(time.monotonic() - started)}
+
+
+def header(title: str, script: str, info: Dict[str, object]) -> List[str]:
+    """A bench report's first lines: the machine, the controller, the load and the command (shared by the benches)."""
+    return ["# " + title, "",
+            "Machine: {machine}; {date}. Controller: ansible-core {ansible}, Python {python}; commit {commit}{dirty}.".format(**info),
+            "Load average (1 min) during the runs: mean {load_mean:.1f}, max {load_max:.1f} (a shared 2-core machine: "
+            "{others} other containers were running when the bench started).".format(**info),
+            "", "Measured with `nice -n 19 .venv/bin/python bench/{} {}` (total {}).".format(script, info["args"], info["total"]), ""]
+
+
 def write_report(path: Path, info: Dict[str, object], single: List[Dict[str, object]],
                  cold: Optional[Dict[str, object]], rollouts: List[Dict[str, object]], dropped: List[str]) -> None:
-    lines = ["# Fleet benchmark: converge and rollout wall time", ""]
-    lines.append("Machine: {machine}; {date}. Controller: ansible-core {ansible}, Python {python}; commit {commit}{dirty}.".format(**info))
-    lines.append("Load average (1 min) during the runs: mean {load_mean:.1f}, max {load_max:.1f} (a shared 2-core "
-                 "machine: {others} other containers were running when the bench started).".format(**info))
-    lines.append("")
-    lines.append("Measured with `nice -n 19 .venv/bin/python bench/fleet_bench.py {args}` (total {total}).".format(**info))
-    lines.append("")
+    lines = header("Fleet benchmark: converge and rollout wall time", "fleet_bench.py", info)
     lines.append("Method: each Pi is a Docker container (Debian bookworm amd64, systemd as PID 1, `--network host`, "
                  "molecule/fleet's platform settings), reached with the `community.docker.docker` connection; "
                  "the external-broker path (one Mosquitto on loopback for all Pis) and the fixture model from "
@@ -399,27 +421,16 @@ def main() -> int:
                 rollouts.append(r)
                 by_size[n] = max(by_size.get(n, 0.0), float(r["seconds"]))  # type: ignore[arg-type]
     except (KeyboardInterrupt, SystemExit) as exc:
-        aborted = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc.code).splitlines()[0]
-        print("[bench] {}; cleaning up".format(exc), file=sys.stderr)
+        aborted = why_aborted(exc)
     finally:
         fleet.close()
     if not single:
         return 1
     for r in single + ([cold] if cold else []) + rollouts:
         all_loads.append(float(r["load_mean"]))  # type: ignore[arg-type]
-    head = run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]).stdout.strip()
-    dirty = run(["git", "-C", str(REPO), "status", "--porcelain", "--", "site.yml", "playbooks", "roles"]).stdout.strip()
-    ansible = run([str(REPO / ".venv" / "bin" / "ansible"), "--version"]).stdout.split("\n")[0]
     loads_max = [float(r["load_max"]) for r in single + ([cold] if cold else []) + rollouts]  # type: ignore[arg-type]
-    info = {
-        "machine": "{} {}, {} CPUs ({})".format(platform.system(), platform.machine(), os.cpu_count(), cpu_model()),
-        "date": time.strftime("%Y-%m-%d"), "python": platform.python_version(),
-        "ansible": re.sub(r".*\[core ([^\]]+)\].*", r"\1", ansible), "commit": head,
-        "dirty": " (with uncommitted changes in playbooks/roles)" if dirty else "",
-        "load_mean": sum(all_loads) / max(1, len(all_loads)), "load_max": max(loads_max or [0.0]), "others": others,
-        "args": " ".join(sys.argv[1:]), "total": fmt_time(time.monotonic() - started),
-        "aborted": aborted,
-    }
+    info = run_info(started, all_loads, loads_max, others)
+    info["aborted"] = aborted
     write_report(args.output, info, single, cold, rollouts, dropped)
     (log_dir / "results.json").write_text(json.dumps({"info": info, "single": single, "cold": cold,
                                                       "rollouts": rollouts, "dropped": dropped}, indent=1))

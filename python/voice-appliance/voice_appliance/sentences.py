@@ -1073,8 +1073,9 @@ def expand_files(files: Sequence["os.PathLike[str] | str"],
                  slot_programs_dirs: Sequence["os.PathLike[str] | str"] = (),
                  language: str = "de", max_sentences: int = 200000
                  ) -> Tuple[Templates, List[Expanded]]:
-    templates = parse_templates(files, slots_dirs, slot_programs_dirs, language)
-    return templates, expand(templates, max_sentences)
+    """``stream_files``, the sentences as a list."""
+    templates, items = stream_files(files, slots_dirs, slot_programs_dirs, language, max_sentences)
+    return templates, list(items)
 
 
 def stream_files(files: Sequence["os.PathLike[str] | str"],
