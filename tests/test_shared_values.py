@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,18 +132,21 @@ def _tasks(path: Path) -> List[Dict[str, Any]]:
 
 
 def test_every_unit_is_installed_the_one_way() -> None:
-    """Every systemd unit a role writes is validated by the one validator (voice_appliance_unit_validate) under
-    its real name; nothing else spells systemd-analyze verify."""
+    """Every systemd unit a role writes goes through the module systemd_units (verified under its real name,
+    written atomically, systemd reloaded once): no template task writes a unit, every unit's template exists in
+    its role, and nothing else spells systemd-analyze verify."""
     units = []
     for path in sorted(ROLES.glob("*/tasks/*.yml")):
+        role = path.parent.parent
         for task in _tasks(path):
-            args = task.get("ansible.builtin.template")
-            dest = str((args or {}).get("dest", ""))
-            if dest.startswith("/etc/systemd/system/") and ".service.d/" not in dest:
-                units.append(dest)
-                assert str(args.get("validate", "")).startswith("{{ voice_appliance_unit_validate }} "), (path, task["name"])
-                assert task.get("register"), (path, task["name"], "register it: daemon_reload follows its change")
-    assert len(units) >= 7, units
-    spelled = [str(p.relative_to(REPO)) for p in ROLES.rglob("*.yml")
-               if "systemd-analyze verify" in p.read_text() and p != ROLES / "voice_appliance" / "vars" / "main.yml"]
+            args = task.get("ansible.builtin.template") or task.get("ansible.builtin.copy") or {}
+            dest = str(args.get("dest", ""))
+            assert not (dest.startswith("/etc/systemd/system/") and ".service.d/" not in dest), (path, task["name"])
+            for unit in (task.get("pivoice.voice_appliance.systemd_units") or {}).get("units", []):
+                template = re.search(r"lookup\('ansible.builtin.template', '([^']+)'\)", unit["content"])
+                assert template and (role / "templates" / template.group(1)).is_file(), (path, unit)
+                units.append(unit["name"])
+    assert len(units) >= 10, units
+    spelled = [str(p.relative_to(REPO)) for p in list(ROLES.rglob("*.yml")) + list((REPO / "plugins").rglob("*.py"))
+               if "systemd-analyze verify" in p.read_text() and p.name != "systemd_units.py"]
     assert spelled == []

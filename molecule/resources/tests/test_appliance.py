@@ -279,9 +279,9 @@ def test_one_plain_re_run_repairs_every_drift_and_reports_it(host: Any) -> None:
     changed = {task["task"]["name"].split(" : ", 1)[-1] for play in report["plays"] for task in play["tasks"]  # ROLE : NAME
                for result in task["hosts"].values() if result.get("changed")}
     repairs = {
-        "the deleted unit file": "Install the path unit that watches the sentences and slots.",
+        "the deleted unit file": "Install the retrain service, the path unit that watches the sentences and slots, and the recheck.",
         "the removed current link": "Switch `current` to the verified version atomically and prune old versions.",
-        "the stopped ASR service": "Enable and start the Hermes ASR service.",
+        "the stopped ASR service": "Install and start the Hermes ASR service and the watcher that reloads it when its model or scorer changed.",
         "the edited listener": "Configure Mosquitto's listener (password and ACL required).",
         "the removed venv package": "Install the wyoming package into the ASR virtualenv from the copied wheel only.",
     }

@@ -1,0 +1,162 @@
+"""systemd_units, a role's unit files in one call on the Pi: which files differ (content, owner, mode, a link in
+their place), the changed ones verified together by the real systemd-analyze before anything is written, atomic
+writes, and what systemctl is asked to do (reload once, enable, start, restart) for drifted units."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("systemd_units_module", str(REPO / "plugins" / "modules" / "systemd_units.py"))
+assert _spec is not None and _spec.loader is not None
+units: Any = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(units)
+
+SERVICE = "[Unit]\nDescription=Retrain\n\n[Service]\nType=oneshot\nExecStart=/bin/true\n"
+PATH_UNIT = "[Unit]\nDescription=Watch\n\n[Path]\nPathChanged=/etc/hostname\nUnit=demo-retrain.service\n\n[Install]\nWantedBy=paths.target\n"
+ROOT = os.geteuid() == 0
+
+
+def _units() -> List[Dict[str, Any]]:
+    return [{"name": "demo-retrain.service", "content": SERVICE}, {"name": "demo-retrain.path", "content": PATH_UNIT}]
+
+
+class Recorder:
+    """Stands in for systemctl (the real one would act on this machine's systemd) and records the calls."""
+
+    def __init__(self, show: str = "") -> None:
+        self.calls: List[List[str]] = []
+        self.show = show
+
+    def __call__(self, argv: Sequence[str]) -> "subprocess.CompletedProcess[str]":
+        self.calls.append(list(argv))
+        return subprocess.CompletedProcess(list(argv), 0, self.show, None)
+
+
+def test_missing_unit_files_are_to_be_created(tmp_path: Path) -> None:
+    assert units.file_changes(_units(), str(tmp_path)) == {"demo-retrain.service": ["created"], "demo-retrain.path": ["created"]}
+
+
+@pytest.mark.skipif(not ROOT, reason="unit files are written root-owned")
+def test_written_units_are_root_owned_0644_and_then_unchanged(tmp_path: Path) -> None:
+    for entry in _units():
+        units.write(str(tmp_path), entry["name"], entry["content"])
+    assert units.file_changes(_units(), str(tmp_path)) == {}
+    written = tmp_path / "demo-retrain.path"
+    assert written.read_text() == PATH_UNIT
+    assert stat.S_IMODE(written.stat().st_mode) == 0o644 and (written.stat().st_uid, written.stat().st_gid) == (0, 0)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "a temporary file was left behind"
+
+
+def test_an_edited_file_a_wrong_mode_and_a_link_in_its_place_are_changes(tmp_path: Path) -> None:
+    (tmp_path / "demo-retrain.service").write_text(SERVICE.replace("/bin/true", "/bin/false"))
+    os.chmod(tmp_path / "demo-retrain.service", 0o666)
+    os.symlink("/dev/null", tmp_path / "demo-retrain.path")  # a masked unit
+    changes = units.file_changes(_units(), str(tmp_path))
+    assert changes["demo-retrain.service"][0] == "content" and "mode" in changes["demo-retrain.service"]
+    assert changes["demo-retrain.path"] == ["content"]
+
+
+def test_content_without_a_final_newline_is_compared_with_one(tmp_path: Path) -> None:
+    (tmp_path / "demo-retrain.service").write_text(SERVICE)
+    os.chmod(tmp_path / "demo-retrain.service", 0o644)
+    os.chown(tmp_path / "demo-retrain.service", 0, 0) if ROOT else None
+    found = units.file_changes([{"name": "demo-retrain.service", "content": SERVICE.rstrip("\n")}], str(tmp_path))
+    assert "content" not in found.get("demo-retrain.service", [])
+
+
+@pytest.mark.parametrize("name", ["../evil.service", "/etc/systemd/system/x.service", "voice-retrain", "a b.service", ""])
+def test_a_unit_name_that_is_a_path_or_has_no_type_is_refused(name: str) -> None:
+    with pytest.raises(units.UnitsError, match="unit name"):
+        units.check_request([{"name": name, "content": SERVICE}], [], [])
+
+
+def test_a_unit_given_twice_or_empty_is_refused() -> None:
+    with pytest.raises(units.UnitsError, match="given twice"):
+        units.check_request([{"name": "a.service", "content": SERVICE}, {"name": "a.service", "content": SERVICE}], [], [])
+    with pytest.raises(units.UnitsError, match="content is empty"):
+        units.check_request([{"name": "a.service", "content": "  \n"}], [], [])
+    with pytest.raises(units.UnitsError, match="not a unit name"):
+        units.check_request([{"name": "a.service", "content": SERVICE}], ["../a.service"], [])
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/systemd-analyze"), reason="needs systemd-analyze")
+def test_the_real_systemd_analyze_passes_good_units_together() -> None:
+    units.verify(_units(), ["demo-retrain.service", "demo-retrain.path"])
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/systemd-analyze"), reason="needs systemd-analyze")
+def test_the_real_systemd_analyze_refuses_a_bad_unit_naming_it() -> None:
+    bad = [{"name": "demo-retrain.service", "content": "[Unit]\nDescription=x\n\n[Service]\nExecStart=relative/path\n"}]
+    with pytest.raises(units.UnitsError) as refused:
+        units.verify(bad, ["demo-retrain.service"])
+    message = str(refused.value)
+    assert "demo-retrain.service" in message and "nothing was installed" in message and "systemd-units-" not in message
+
+
+def test_states_are_read_in_one_systemctl_call() -> None:
+    show = ("Id=a.path\nLoadState=loaded\nActiveState=active\nUnitFileState=enabled\n\n"
+            "Id=b.service\nLoadState=not-found\nActiveState=inactive\nUnitFileState=\n")
+    run = Recorder(show)
+    states = units.unit_states(["a.path", "b.service"], run)
+    assert len(run.calls) == 1 and run.calls[0][:2] == ["systemctl", "show"]
+    assert states["a.path"]["UnitFileState"] == "enabled" and states["b.service"]["LoadState"] == "not-found"
+
+
+def _state(unit_file: str, active: str) -> Dict[str, str]:
+    return {"UnitFileState": unit_file, "ActiveState": active, "LoadState": "loaded"}
+
+
+def test_a_converged_unit_needs_nothing() -> None:
+    assert units.service_changes(["a.path"], [], [], {"a.path": _state("enabled", "active")}) == {}
+
+
+def test_drift_a_disabled_a_stopped_and_a_rewritten_unit() -> None:
+    states = {"a.path": _state("disabled", "active"), "b.path": _state("enabled", "inactive"),
+              "c.path": _state("", "active"), "d.service": _state("static", "active")}
+    changes = units.service_changes(["a.path", "b.path", "c.path", "d.service"], [], ["c.path"], states)
+    assert changes == {"a.path": ["enabled"], "b.path": ["started"], "c.path": ["enabled", "restarted"]}
+
+
+def test_a_unit_the_caller_names_is_restarted_once_even_if_it_ran() -> None:
+    changes = units.service_changes(["a.service"], ["a.service", "b.service"], [], {"a.service": _state("enabled", "active")})
+    assert changes == {"a.service": ["restarted"], "b.service": ["restarted"]}
+
+
+def test_a_masked_unit_is_refused_with_the_fix() -> None:
+    with pytest.raises(units.UnitsError, match="systemctl unmask a.path"):
+        units.service_changes(["a.path"], [], [], {"a.path": _state("masked", "inactive")})
+
+
+def test_systemd_reloads_once_then_enables_starts_and_restarts_in_batches() -> None:
+    run = Recorder()
+    changes = {"a.path": ["enabled"], "b.path": ["started"], "c.path": ["enabled", "restarted"], "d.service": ["restarted"]}
+    units.act(changes, {}, ["c.path"], run)
+    assert run.calls == [["systemctl", "daemon-reload"], ["systemctl", "enable", "--", "a.path", "c.path"],
+                         ["systemctl", "start", "--", "b.path"], ["systemctl", "restart", "--", "c.path", "d.service"]]
+
+
+def test_nothing_changed_means_no_systemctl_call() -> None:
+    run = Recorder()
+    units.act({}, {}, [], run)
+    assert run.calls == []
+
+
+def test_a_unit_turned_off_is_disabled_and_stopped_and_then_left_alone() -> None:
+    states = {"p.timer": _state("enabled", "active")}
+    assert units.service_changes([], [], [], states, ["p.timer"]) == {"p.timer": ["disabled", "stopped"]}
+    assert units.service_changes([], [], [], {"p.timer": _state("disabled", "inactive")}, ["p.timer"]) == {}
+    run = Recorder()
+    units.act({"p.timer": ["disabled", "stopped"]}, states, [], run)
+    assert run.calls == [["systemctl", "disable", "--", "p.timer"], ["systemctl", "stop", "--", "p.timer"]]
+
+
+def test_a_unit_both_stopped_and_started_is_refused() -> None:
+    with pytest.raises(units.UnitsError, match="stopped and started at once"):
+        units.check_request([{"name": "p.timer", "content": SERVICE}], ["p.timer"], [], ["p.timer"])
