@@ -157,6 +157,49 @@ def test_a_backup_is_not_written_through_a_planted_symlink(tmp_path: Path) -> No
     assert victim.read_text(encoding="utf-8") == "untouched"
 
 
+def test_the_profile_directory_is_made_with_the_profile_and_then_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "profiles" / "de" / "profile.json"
+    first = profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True)
+    assert first["changed"] and first["directory_changes"] == ["created"]
+    assert os.stat(str(path.parent)).st_mode & 0o7777 == 0o755 and json.loads(path.read_text())["mqtt"]["enabled"] is True
+    again = profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True)
+    assert not again["changed"] and again["directory_changes"] == []
+
+
+def test_a_drifted_profile_directory_mode_is_repaired_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "de" / "profile.json"
+    path.parent.mkdir()
+    path.write_text("{}", encoding="utf-8")
+    profile_module.run(str(path), {"mqtt": {"enabled": True}})
+    os.chmod(str(path.parent), 0o777)
+    planned = profile_module.run(str(path), {"mqtt": {"enabled": True}}, check=True, create_directory=True)
+    assert planned["changed"] and planned["directory_changes"] == ["mode"] and os.stat(str(path.parent)).st_mode & 0o777 == 0o777
+    done = profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True)
+    assert done["directory_changes"] == ["mode"] and os.stat(str(path.parent)).st_mode & 0o7777 == 0o755
+
+
+@pytest.mark.bad_input
+def test_an_unknown_directory_owner_or_a_file_in_its_place_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+    path = tmp_path / "de" / "profile.json"
+    with pytest.raises(profile_module.ProfileError, match="'no-such-account' is no account"):
+        profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True, directory_owner="no-such-account")
+    assert not path.parent.exists()
+    path.parent.write_text("not a directory", encoding="utf-8")
+    with pytest.raises(profile_module.ProfileError, match="exists but is not a directory"):
+        profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True)
+
+
+@pytest.mark.bad_input
+def test_a_broken_profile_is_refused_before_its_directory_is_touched(tmp_path: Path) -> None:
+    path = tmp_path / "de" / "profile.json"
+    path.parent.mkdir(mode=0o700)
+    os.chmod(str(path.parent), 0o700)
+    path.write_text("{broken", encoding="utf-8")
+    with pytest.raises(profile_module.ProfileError, match="not valid JSON"):
+        profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True)
+    assert os.stat(str(path.parent)).st_mode & 0o7777 == 0o700 and path.read_text(encoding="utf-8") == "{broken"
+
+
 # --- the role's tasks ---------------------------------------------------------------------------
 
 def _ansible_playbook() -> str:

@@ -42,7 +42,6 @@ def test_missing_timing_line_is_reported() -> None:
 
 
 # The result: what each path heard, judged against the gates, with what the Pi runs.
-import base64  # noqa: E402
 import json  # noqa: E402
 from typing import Any, Dict  # noqa: E402
 
@@ -64,10 +63,9 @@ def inputs(**changes: Any) -> Dict[str, Any]:
                   "architecture": "aarch64", "python": {"version": {"major": 3, "minor": 13, "micro": 5}}, "other": "ignored"},
         "runtime": {"arch": "arm64", "flavour": "tflite", "requirement": "deepspeech==0.7.4+compat.tflite.arm64"},
         "model": "/opt/voice-appliance/models/current/output_graph.tflite",
-        "model_sums": {"content": base64.b64encode(json.dumps({"tflite": "a" * 64, "alphabet": "b" * 64}).encode()).decode()},
-        "model_dir": {"stat": {"exists": True, "islnk": True, "lnk_target": "german-0.7.4-0123abcd"}},
         "scorer": "/var/lib/voice-appliance/generated.scorer",
-        "scorer_stat": {"stat": {"exists": True, "checksum": "c" * 64, "mtime": 1764000000.5}},
+        "installed": {"model_id": "german-0.7.4-0123abcd", "model_sums": {"tflite": "a" * 64, "alphabet": "b" * 64},
+                      "scorer": {"exists": True, "sha256": "c" * 64, "mtime": 1764000000.5}},
     }
     base.update(changes)
     return base
@@ -133,9 +131,10 @@ def test_no_path_at_all_is_a_failure_that_says_so() -> None:
 
 @pytest.mark.fault
 def test_a_model_without_its_marker_and_a_missing_scorer_leave_their_fields_empty() -> None:
-    result = metrics.verify_result(inputs(model_sums={"failed": True, "msg": "file not found"},
-                                          model_dir={"stat": {"exists": True, "islnk": False}},
-                                          scorer_stat={"skipped": True}, model="/x/models/german-1-ab/output_graph.pb"))
+    result = metrics.verify_result(inputs(installed={"model_id": "german-1-ab", "model_sums": {},
+                                                     "model_sums_error": "/x/models/german-1-ab/.verified: not found",
+                                                     "scorer": {"exists": False, "sha256": "", "mtime": None}},
+                                          model="/x/models/german-1-ab/output_graph.pb"))
     assert result["model_sha256"] == "" and result["model_id"] == "german-1-ab"
     assert (result["scorer"], result["scorer_sha256"], result["scorer_mtime"]) == ("", "", None)
 

@@ -71,12 +71,14 @@ def test_content_without_a_final_newline_is_compared_with_one(tmp_path: Path) ->
     assert "content" not in found.get("demo-retrain.service", [])
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("name", ["../evil.service", "/etc/systemd/system/x.service", "voice-retrain", "a b.service", ""])
 def test_a_unit_name_that_is_a_path_or_has_no_type_is_refused(name: str) -> None:
     with pytest.raises(units.UnitsError, match="unit name"):
         units.check_request([{"name": name, "content": SERVICE}], [], [])
 
 
+@pytest.mark.bad_input
 def test_a_unit_given_twice_or_empty_is_refused() -> None:
     with pytest.raises(units.UnitsError, match="given twice"):
         units.check_request([{"name": "a.service", "content": SERVICE}, {"name": "a.service", "content": SERVICE}], [], [])
@@ -91,6 +93,7 @@ def test_the_real_systemd_analyze_passes_good_units_together() -> None:
     units.verify(_units(), ["demo-retrain.service", "demo-retrain.path"])
 
 
+@pytest.mark.bad_input
 @pytest.mark.skipif(not os.path.exists("/usr/bin/systemd-analyze"), reason="needs systemd-analyze")
 def test_the_real_systemd_analyze_refuses_a_bad_unit_naming_it() -> None:
     bad = [{"name": "demo-retrain.service", "content": "[Unit]\nDescription=x\n\n[Service]\nExecStart=relative/path\n"}]
@@ -129,6 +132,7 @@ def test_a_unit_the_caller_names_is_restarted_once_even_if_it_ran() -> None:
     assert changes == {"a.service": ["restarted"], "b.service": ["restarted"]}
 
 
+@pytest.mark.bad_input
 def test_a_masked_unit_is_refused_with_the_fix() -> None:
     with pytest.raises(units.UnitsError, match="systemctl unmask a.path"):
         units.service_changes(["a.path"], [], [], {"a.path": _state("masked", "inactive")})
@@ -157,6 +161,7 @@ def test_a_unit_turned_off_is_disabled_and_stopped_and_then_left_alone() -> None
     assert run.calls == [["systemctl", "disable", "--", "p.timer"], ["systemctl", "stop", "--", "p.timer"]]
 
 
+@pytest.mark.bad_input
 def test_a_unit_both_stopped_and_started_is_refused() -> None:
     with pytest.raises(units.UnitsError, match="stopped and started at once"):
         units.check_request([{"name": "p.timer", "content": SERVICE}], ["p.timer"], [], ["p.timer"])

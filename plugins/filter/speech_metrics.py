@@ -3,7 +3,6 @@
 report's row)."""
 from __future__ import annotations
 
-import base64
 import json
 import posixpath
 import re
@@ -77,7 +76,7 @@ def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
 
     inputs: paths, enabled ({cli, mqtt, wyoming}), cli, hermes, wyoming (registered results), wyoming_recorded,
     expected, wav, max_wer, max_rtf, facts (distribution*, architecture, python), runtime (the deepspeech local
-    fact), model, model_sums (slurp of .verified), model_dir (stat of the model's directory), scorer, scorer_stat.
+    fact), model, scorer, installed (the module installed_state's result: model_id, model_sums, scorer).
     """
     paths: List[str] = list(inputs.get("paths") or [])
     enabled: Mapping[str, Any] = inputs.get("enabled") or {}
@@ -107,16 +106,15 @@ def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
         if _float(check["rtf"]) > max_rtf:
             reasons.append("{}: RTF {} > {}".format(check["path"], check["rtf"], max_rtf))
 
-    sums_content = (inputs.get("model_sums") or {}).get("content")
-    sums = json.loads(base64.b64decode(sums_content)) if sums_content else {}
+    installed: Mapping[str, Any] = inputs.get("installed") or {}
+    sums: Mapping[str, Any] = installed.get("model_sums") or {}
     model = str(inputs.get("model") or "")
     graph = "pb" if model.endswith(".pb") else "tflite"
     facts: Mapping[str, Any] = inputs.get("facts") or {}
     python: Mapping[str, Any] = (facts.get("python") or {}).get("version") or {}
     runtime: Mapping[str, Any] = inputs.get("runtime") or {}
-    scorer_stat: Mapping[str, Any] = (inputs.get("scorer_stat") or {}).get("stat") or {}
-    model_stat: Mapping[str, Any] = (inputs.get("model_dir") or {}).get("stat") or {}
-    model_id = posixpath.basename(model_stat.get("lnk_target") or posixpath.basename(posixpath.dirname(model)))
+    scorer_state: Mapping[str, Any] = installed.get("scorer") or {}
+    model_id = str(installed.get("model_id") or posixpath.basename(posixpath.dirname(model)))
     first: Mapping[str, Any] = next((check for check in checks if "error" not in check), {})
     return {
         "path": first.get("path", "cli"), "wav": posixpath.basename(str(inputs.get("wav") or "")), "expected": expected,
@@ -130,8 +128,8 @@ def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
         "python": "{}.{}.{}".format(python.get("major", ""), python.get("minor", ""), python.get("micro", "")),
         "flavour": runtime.get("flavour", ""), "runtime": runtime.get("requirement", ""),
         "model_id": model_id, "model_sha256": sums.get(graph, ""),
-        "scorer": str(inputs.get("scorer") or "") if scorer_stat.get("exists") else "",
-        "scorer_sha256": scorer_stat.get("checksum", ""), "scorer_mtime": scorer_stat.get("mtime"),
+        "scorer": str(inputs.get("scorer") or "") if scorer_state.get("exists") else "",
+        "scorer_sha256": scorer_state.get("sha256", ""), "scorer_mtime": scorer_state.get("mtime"),
     }
 
 

@@ -101,15 +101,20 @@ def _state(path: str) -> str:
     except FileNotFoundError:
         return "{}: absent".format(path) if not os.path.islink(path) else "{}: dangling link".format(path)
     kind = "directory" if stat.S_ISDIR(st.st_mode) else "file"
+    return "{}: {} {} {:04o}".format(path, kind, _owner_group(st.st_uid, st.st_gid), stat.S_IMODE(st.st_mode))
+
+
+def _owner_group(uid: int, gid: int) -> str:
+    """OWNER:GROUP by name (the number when it has none)."""
     try:
-        owner = pwd.getpwuid(st.st_uid).pw_name
+        owner = pwd.getpwuid(uid).pw_name
     except KeyError:
-        owner = str(st.st_uid)
+        owner = str(uid)
     try:
-        group = grp.getgrgid(st.st_gid).gr_name
+        group = grp.getgrgid(gid).gr_name
     except KeyError:
-        group = str(st.st_gid)
-    return "{}: {} {}:{} {:04o}".format(path, kind, owner, group, stat.S_IMODE(st.st_mode))
+        group = str(gid)
+    return "{}:{}".format(owner, group)
 
 
 def plan(directories: List[Dict[str, Any]], absent: List[str]) -> Dict[str, Any]:
@@ -185,17 +190,12 @@ def diff(result: Dict[str, Any], before: Dict[str, str], after: Optional[Dict[st
 def _predicted(result: Dict[str, Any], path: str) -> str:
     for want in result["wanted"]:
         if want["path"] == path:
-            uid = want["uid"] if want["uid"] != -1 else (os.stat(path).st_uid if os.path.exists(path) else os.getuid())
-            gid = want["gid"] if want["gid"] != -1 else (os.stat(path).st_gid if os.path.exists(path) else os.getgid())
-            try:
-                owner = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                owner = str(uid)
-            try:
-                group = grp.getgrgid(gid).gr_name
-            except KeyError:
-                group = str(gid)
-            return "{}: directory {}:{} {:04o}".format(path, owner, group, want["mode"])
+            uid, gid = want["uid"], want["gid"]
+            if -1 in (uid, gid):  # kept as they are (a new directory: the module's own)
+                st = os.stat(path) if os.path.exists(path) else None
+                uid = uid if uid != -1 else (st.st_uid if st else os.getuid())
+                gid = gid if gid != -1 else (st.st_gid if st else os.getgid())
+            return "{}: directory {} {:04o}".format(path, _owner_group(uid, gid), want["mode"])
     return "{}: absent".format(path)
 
 

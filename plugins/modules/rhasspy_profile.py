@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pwd
 import tempfile
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -52,6 +53,18 @@ options:
     description: How many C(PATH.bak-*) backups to keep (the oldest are removed); 0 keeps all.
     type: int
     default: 3
+  create_directory:
+    description:
+      - Make the profile's directory if it is missing and keep it at mode 0755 (in the same call, instead of a
+        task of its own). Without it a missing directory fails the task.
+    type: bool
+    default: false
+  directory_owner:
+    description:
+      - With O(create_directory), the account (and its group) that owns the directory; empty leaves an existing
+        directory's owner alone and makes a new one root's.
+    type: str
+    default: ""
 author: voice appliance team
 """
 
@@ -230,14 +243,51 @@ def protect_backups(path: str, keep: int, check: bool) -> List[str]:
     return touched
 
 
+DIRECTORY_MODE = 0o755
+
+
+def ensure_directory(directory: str, owner: str, check: bool) -> List[str]:
+    """The profile's directory exists with mode 0755 (and the owner, with the owner's group, if given): what changed."""
+    uid = gid = -1
+    if owner:
+        try:
+            account = pwd.getpwnam(owner)
+        except KeyError:
+            raise ProfileError("The profile directory's owner %r is no account on this host: create it first, or set "
+                               "rhasspy_asr_profile_owner to \"\" for root." % owner) from None
+        uid, gid = account.pw_uid, account.pw_gid
+    try:
+        st = os.stat(directory)
+    except FileNotFoundError:
+        if not check:
+            os.makedirs(directory, DIRECTORY_MODE)
+            os.chown(directory, uid, gid)
+            os.chmod(directory, DIRECTORY_MODE)
+        return ["created"]
+    if not os.path.isdir(directory):
+        raise ProfileError("The profile's directory %s exists but is not a directory: move it away, or set the profile "
+                           "path to the profile Rhasspy uses." % directory)
+    what = [name for name, differs in (("owner", uid not in (-1, st.st_uid) or gid not in (-1, st.st_gid)),
+                                       ("mode", st.st_mode & 0o7777 != DIRECTORY_MODE)) if differs]
+    if what and not check:
+        os.chown(directory, uid, gid)
+        os.chmod(directory, DIRECTORY_MODE)
+    return what
+
+
 def run(path: str, settings: Dict[str, Any], backup: bool = True, mode: int = 0o644,
-        check: bool = False, mqtt_password_file: Optional[str] = None, keep_backups: int = 3) -> Dict[str, Any]:
+        check: bool = False, mqtt_password_file: Optional[str] = None, keep_backups: int = 3,
+        create_directory: bool = False, directory_owner: str = "") -> Dict[str, Any]:
     """Merge ``settings`` into the profile at ``path``; the result as the module returns it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    directory_changes = ensure_directory(directory, directory_owner, True) if create_directory else []  # planned
     if mqtt_password_file:
         settings = copy.deepcopy(settings)
         settings.setdefault("mqtt", {})["password"] = read_password_file(mqtt_password_file)
     profile, previous = load_profile(path)
     merged, changed_keys = merge(profile, settings, path)
+    if directory_changes and not check:  # only once the profile proved mergeable: a refusal changes nothing
+        ensure_directory(directory, directory_owner, False)
     text = render(merged)
     changed = previous is None or merged != profile
     private = holds_password(merged) or holds_password(profile)
@@ -248,12 +298,13 @@ def run(path: str, settings: Dict[str, Any], backup: bool = True, mode: int = 0o
         mode_changed = True
         if not check and not changed:
             os.chmod(path, PRIVATE_MODE)
-    result: Dict[str, Any] = {"changed": changed or mode_changed, "changed_keys": changed_keys, "path": path,
+    result: Dict[str, Any] = {"changed": changed or mode_changed or bool(directory_changes), "changed_keys": changed_keys,
+                              "path": path, "directory_changes": directory_changes,
                               "diff": {"before": redact(previous or ""),
                                        "after": redact(text if changed else (previous or "")),
                                        "before_header": path, "after_header": path}}
     if changed and not check:
-        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):  # (create_directory made it)
             raise ProfileError("The directory of the Rhasspy profile %s does not exist: create it (or set the "
                                "profile path to the profile Rhasspy uses)." % path)
         backup_file = write_profile(path, text, backup, mode, previous, private)
@@ -277,6 +328,8 @@ def main() -> None:
             "mode": {"type": "raw", "default": "0644"},
             "mqtt_password_file": {"type": "path"},
             "keep_backups": {"type": "int", "default": 3},
+            "create_directory": {"type": "bool", "default": False},
+            "directory_owner": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
@@ -284,7 +337,8 @@ def main() -> None:
     mode = int(mode, 8) if isinstance(mode, str) else int(mode)
     try:
         result = run(module.params["path"], module.params["settings"], module.params["backup"], mode,
-                     module.check_mode, module.params["mqtt_password_file"], module.params["keep_backups"])
+                     module.check_mode, module.params["mqtt_password_file"], module.params["keep_backups"],
+                     module.params["create_directory"], module.params["directory_owner"])
     except ProfileError as exc:
         module.fail_json(msg=str(exc), changed=False)
     if not module._diff:

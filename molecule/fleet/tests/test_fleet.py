@@ -37,13 +37,6 @@ MODELS = "/opt/voice-appliance/models"
 EXPECTED = (REPO / "files" / "fixture" / "das_ist_ein_test.txt").read_text(encoding="utf-8").strip()
 
 
-def _pis() -> List[str]:
-    """The group's Pis in inventory order (the order rollout.yml batches them in)."""
-    out = subprocess.run(["ansible-inventory", "-i", INVENTORY, "--list"], stdout=subprocess.PIPE,
-                         universal_newlines=True, check=True).stdout
-    return json.loads(out)["voice_assistants"]["hosts"]
-
-
 def _batches(hosts: List[str]) -> List[List[str]]:
     batches, start = [], 0
     for size in SERIAL:
@@ -60,17 +53,21 @@ def _on_pi(pi: str, command: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _inventory() -> Dict[str, Any]:
-    """Every Pi's variables as the inventory gives them (group and host vars merged, not yet templated),
-    read once: the inventory does not change while the tests run."""
+    """ansible-inventory --list, read once: the inventory does not change while the tests run."""
     out = subprocess.run(["ansible-inventory", "-i", INVENTORY, "--list"], stdout=subprocess.PIPE,
                          universal_newlines=True, check=True).stdout
-    hostvars: Dict[str, Any] = json.loads(out)["_meta"]["hostvars"]
-    return hostvars
+    listed: Dict[str, Any] = json.loads(out)
+    return listed
+
+
+def _pis() -> List[str]:
+    """The group's Pis in inventory order (the order rollout.yml batches them in)."""
+    return list(_inventory()["voice_assistants"]["hosts"])
 
 
 def _inventory_vars(pi: str) -> Dict[str, Any]:
-    """The Pi's variables as the inventory gives them."""
-    return dict(_inventory()[pi])
+    """The Pi's variables as the inventory gives them (group and host vars merged, not yet templated)."""
+    return dict(_inventory()["_meta"]["hostvars"][pi])
 
 
 def _shared(pi: str) -> Dict[str, str]:
