@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV  := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_PIPELINING := 1
+TIMED := MAKE="$(MAKE)" bash harness/timed.sh
 
 .PHONY: setup demo demo-clean demo-ci demo-bullseye emulated test lint syntax pytest molecule molecule-default molecule-armhf molecule-arm64 molecule-fleet molecule-pull bench-fleet bench-converge docs
 
@@ -38,12 +39,13 @@ molecule: molecule-default molecule-pull molecule-fleet molecule-armhf
 
 # The demo and every molecule scenario, in two lanes at once: the ARM Pis under qemu (the demo, then
 # armhf) beside the amd64 ones (default, pull, the fleet). Each lane's lines carry its name; ports,
-# container names and cache writes never collide between them. Fails if either lane fails.
+# container names and cache writes never collide between them. Fails if either lane fails. Each step
+# ends with a line "timed: STEP exit RC after N s" (bench/ci.md).
 emulated:
 	@rm -f .lane-*.rc; \
-	{ $(MAKE) --no-print-directory demo-ci && $(MAKE) --no-print-directory molecule-armhf; echo $$? >.lane-arm.rc; } 2>&1 | sed -u 's/^/[arm] /' & \
-	{ $(MAKE) --no-print-directory molecule-default && $(MAKE) --no-print-directory molecule-pull \
-	  && $(MAKE) --no-print-directory molecule-fleet; echo $$? >.lane-amd64.rc; } 2>&1 | sed -u 's/^/[amd64] /' & \
+	{ $(TIMED) demo-ci && $(TIMED) molecule-armhf; echo $$? >.lane-arm.rc; } 2>&1 | sed -u 's/^/[arm] /' & \
+	{ $(TIMED) molecule-default && $(TIMED) molecule-pull && $(TIMED) molecule-fleet; echo $$? >.lane-amd64.rc; } 2>&1 \
+	  | sed -u 's/^/[amd64] /' & \
 	wait; arm=$$(cat .lane-arm.rc 2>/dev/null || echo 1); amd64=$$(cat .lane-amd64.rc 2>/dev/null || echo 1); rm -f .lane-*.rc; \
 	echo "lanes: arm exit $$arm, amd64 exit $$amd64"; [ "$$arm" = 0 ] && [ "$$amd64" = 0 ]
 
