@@ -165,3 +165,35 @@ def test_a_unit_turned_off_is_disabled_and_stopped_and_then_left_alone() -> None
 def test_a_unit_both_stopped_and_started_is_refused() -> None:
     with pytest.raises(units.UnitsError, match="stopped and started at once"):
         units.check_request([{"name": "p.timer", "content": SERVICE}], ["p.timer"], [], ["p.timer"])
+
+
+DROP_IN = "[Service]\nProtectSystem=strict\n"
+
+
+@pytest.mark.skipif(not ROOT, reason="unit files are written root-owned")
+def test_a_drop_in_is_written_into_its_units_directory_made_if_missing(tmp_path: Path) -> None:
+    entry = {"name": "mosquitto.service.d/voice-appliance.conf", "content": DROP_IN}
+    units.check_request([entry], ["mosquitto.service"], [])
+    assert units.file_changes([entry], str(tmp_path)) == {"mosquitto.service.d/voice-appliance.conf": ["created"]}
+    units.write(str(tmp_path), entry["name"], DROP_IN)
+    written = tmp_path / "mosquitto.service.d" / "voice-appliance.conf"
+    assert written.read_text() == DROP_IN and stat.S_IMODE(written.parent.stat().st_mode) == 0o755
+    assert units.file_changes([entry], str(tmp_path)) == {}
+
+
+def test_a_changed_drop_in_restarts_its_unit_and_is_not_verified_alone() -> None:
+    changes = units.service_changes(["mosquitto.service"], [], ["mosquitto.service.d/voice-appliance.conf"],
+                                    {"mosquitto.service": _state("enabled", "active")})
+    assert changes == {"mosquitto.service": ["restarted"]}
+    run = Recorder()
+    units.verify([{"name": "mosquitto.service.d/voice-appliance.conf", "content": DROP_IN}],
+                 ["mosquitto.service.d/voice-appliance.conf"], run)
+    assert run.calls == []
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("name", ["mosquitto.service.d/../../passwd.conf", "../mosquitto.service.d/a.conf",
+                                  "mosquitto.d/a.conf", "mosquitto.service.d/a.txt"])
+def test_a_drop_in_name_that_leaves_its_directory_is_refused(name: str) -> None:
+    with pytest.raises(units.UnitsError, match="unit name"):
+        units.check_request([{"name": name, "content": DROP_IN}], [], [])

@@ -41,7 +41,11 @@ description:
   - Supports check mode and diff mode (the unit files' contents).
 options:
   units:
-    description: The unit files, each with C(name) (such as C(voice-retrain.path)) and C(content).
+    description:
+      - The unit files, each with C(name) and C(content). A name is a unit (such as C(voice-retrain.path)) or a
+        drop-in of one (C(mosquitto.service.d/voice-appliance.conf); its directory is made if missing). A drop-in
+        is not checked by C(systemd-analyze verify) (it is no unit of its own); a changed one counts as a change of
+        its unit.
     type: list
     elements: dict
     required: true
@@ -90,6 +94,7 @@ files_changed:
 """
 
 UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|path|timer|target|mount|automount|slice|scope)$")
+DROP_IN = re.compile(r"^(?P<unit>[^/]+)\.d/[A-Za-z0-9_.@-]+\.conf$")
 MODE = 0o644
 # UnitFileState values that `systemctl enable` changes: disabled, and none at all (a unit not loaded yet,
 # or whose file was deleted). enabled, static, indirect, alias, generated... are left as they are.
@@ -114,9 +119,10 @@ def _content(entry: Dict[str, Any]) -> str:
 def check_request(units: List[Dict[str, Any]], started: List[str], restarted: List[str], stopped: Sequence[str] = ()) -> None:
     names = [str(entry.get("name") or "") for entry in units]
     for name in names:
-        if not UNIT_NAME.match(name):
+        if not UNIT_NAME.match(unit_of(name)):
             raise UnitsError("unit name {!r} is not a unit file name such as voice-retrain.service (letters, digits, "
-                             "':_.\\@-' and a unit type suffix; no directories)".format(name))
+                             "':_.\\@-' and a unit type suffix; no directories) or a drop-in such as "
+                             "mosquitto.service.d/voice-appliance.conf".format(name))
     doubles = sorted({name for name in names if names.count(name) > 1})
     if doubles:
         raise UnitsError("unit {} is given twice; give each unit file once".format(", ".join(doubles)))
@@ -129,6 +135,12 @@ def check_request(units: List[Dict[str, Any]], started: List[str], restarted: Li
     both = sorted(set(stopped) & (set(started) | set(restarted)))
     if both:
         raise UnitsError("unit {} is to be stopped and started at once; name it in one list".format(", ".join(both)))
+
+
+def unit_of(name: str) -> str:
+    """The unit a file belongs to: itself, or the unit of a drop-in (UNIT.d/NAME.conf)."""
+    drop_in = DROP_IN.match(name)
+    return drop_in["unit"] if drop_in else name
 
 
 def file_changes(units: List[Dict[str, Any]], directory: str) -> Dict[str, List[str]]:
@@ -159,6 +171,7 @@ def file_changes(units: List[Dict[str, Any]], directory: str) -> Dict[str, List[
 
 def verify(units: List[Dict[str, Any]], names: List[str], run: Runner = _run) -> None:
     """systemd-analyze verify of the changed units, together, under their real names, in a scratch directory."""
+    names = [name for name in names if unit_of(name) == name]  # drop-ins are no units of their own
     if not names:
         return
     scratch = tempfile.mkdtemp(prefix="systemd-units-")
@@ -180,6 +193,10 @@ def verify(units: List[Dict[str, Any]], names: List[str], run: Runner = _run) ->
 
 def write(directory: str, name: str, content: str) -> None:
     """Atomically: a temporary file beside it, fsynced, renamed over the unit, the directory fsynced."""
+    directory, name = os.path.split(os.path.join(directory, name))  # a drop-in: into its unit's .d directory
+    if not os.path.isdir(directory):
+        os.mkdir(directory, 0o755)
+        os.chmod(directory, 0o755)
     fd, temporary = tempfile.mkstemp(prefix=".{}.".format(name), dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -216,8 +233,9 @@ def unit_states(names: List[str], run: Runner = _run) -> Dict[str, Dict[str, str
 
 def service_changes(started: List[str], restarted: List[str], files_changed: List[str],
                     states: Dict[str, Dict[str, str]], stopped: Sequence[str] = ()) -> Dict[str, List[str]]:
-    """What systemctl must do: enable and start what is not, restart what changed or was asked for, disable and
-    stop what is turned off."""
+    """What systemctl must do: enable and start what is not, restart what changed (its file or a drop-in of it)
+    or was asked for, disable and stop what is turned off."""
+    files_changed = [unit_of(name) for name in files_changed]
     changes: Dict[str, List[str]] = {}
     for name in started:
         state = states.get(name, {})
