@@ -9,10 +9,9 @@ fleet report leaves those fields empty). The logic is plain stdlib (importable a
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from typing import Any, Dict
+from typing import Any, Callable, Dict
 
 DOCUMENTATION = r"""
 ---
@@ -49,15 +48,8 @@ scorer:
 """
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read(model_dir: str, scorer: str = "") -> Dict[str, Any]:
+def read(model_dir: str, scorer: str, sha256: Callable[[str], str]) -> Dict[str, Any]:
+    """``sha256`` hashes a file (the module passes AnsibleModule.sha256)."""
     model_dir = model_dir.rstrip("/") or "/"
     target = os.readlink(model_dir) if os.path.islink(model_dir) else model_dir
     result: Dict[str, Any] = {"changed": False, "model_id": os.path.basename(target.rstrip("/")), "model_sums": {}}
@@ -73,7 +65,7 @@ def read(model_dir: str, scorer: str = "") -> Dict[str, Any]:
     if scorer:
         try:
             mtime = os.stat(scorer).st_mtime
-            result["scorer"] = {"exists": True, "sha256": _sha256(scorer), "mtime": mtime}
+            result["scorer"] = {"exists": True, "sha256": sha256(scorer), "mtime": mtime}
         except OSError as error:
             result["scorer"]["error"] = "{}: {}".format(scorer, error.strerror or error)
     return result
@@ -85,7 +77,7 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
     module = AnsibleModule(argument_spec={"model_dir": {"type": "path", "required": True},
                                           "scorer": {"type": "path", "default": ""}},
                            supports_check_mode=True)
-    module.exit_json(**read(module.params["model_dir"], module.params["scorer"] or ""))
+    module.exit_json(**read(module.params["model_dir"], module.params["scorer"] or "", module.sha256))
 
 
 if __name__ == "__main__":

@@ -271,21 +271,11 @@ def act(changes: Dict[str, List[str]], states: Dict[str, Dict[str, str]], files_
 
     if files_changed:
         systemctl("daemon-reload")
-    enable = [name for name, what in changes.items() if "enabled" in what]
-    if enable:
-        systemctl("enable", "--", *enable)
-    start = [name for name, what in changes.items() if "started" in what]
-    if start:
-        systemctl("start", "--", *start)
-    restart = [name for name, what in changes.items() if "restarted" in what]
-    if restart:
-        systemctl("restart", "--", *restart)
-    disable = [name for name, what in changes.items() if "disabled" in what]
-    if disable:
-        systemctl("disable", "--", *disable)
-    stop = [name for name, what in changes.items() if "stopped" in what]
-    if stop:
-        systemctl("stop", "--", *stop)
+    for word, verb in (("enabled", "enable"), ("started", "start"), ("restarted", "restart"),
+                       ("disabled", "disable"), ("stopped", "stop")):
+        names = [name for name, what in changes.items() if word in what]
+        if names:
+            systemctl(verb, "--", *names)
 
 
 def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
