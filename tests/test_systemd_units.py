@@ -58,9 +58,11 @@ def test_an_edited_file_a_wrong_mode_and_a_link_in_its_place_are_changes(tmp_pat
     (tmp_path / "demo-retrain.service").write_text(SERVICE.replace("/bin/true", "/bin/false"))
     os.chmod(tmp_path / "demo-retrain.service", 0o666)
     os.symlink("/dev/null", tmp_path / "demo-retrain.path")  # a masked unit
-    changes = units.file_changes(_units(), str(tmp_path))
+    before: dict = {}
+    changes = units.file_changes(_units(), str(tmp_path), before)
     assert changes["demo-retrain.service"][0] == "content" and "mode" in changes["demo-retrain.service"]
     assert changes["demo-retrain.path"] == ["content"]
+    assert before == {"demo-retrain.service": SERVICE.replace("/bin/true", "/bin/false"), "demo-retrain.path": ""}
 
 
 def test_content_without_a_final_newline_is_compared_with_one(tmp_path: Path) -> None:
@@ -141,14 +143,14 @@ def test_a_masked_unit_is_refused_with_the_fix() -> None:
 def test_systemd_reloads_once_then_enables_starts_and_restarts_in_batches() -> None:
     run = Recorder()
     changes = {"a.path": ["enabled"], "b.path": ["started"], "c.path": ["enabled", "restarted"], "d.service": ["restarted"]}
-    units.act(changes, {}, ["c.path"], run)
+    units.act(changes, ["c.path"], run)
     assert run.calls == [["systemctl", "daemon-reload"], ["systemctl", "enable", "--", "a.path", "c.path"],
                          ["systemctl", "start", "--", "b.path"], ["systemctl", "restart", "--", "c.path", "d.service"]]
 
 
 def test_nothing_changed_means_no_systemctl_call() -> None:
     run = Recorder()
-    units.act({}, {}, [], run)
+    units.act({}, [], run)
     assert run.calls == []
 
 
@@ -157,7 +159,7 @@ def test_a_unit_turned_off_is_disabled_and_stopped_and_then_left_alone() -> None
     assert units.service_changes([], [], [], states, ["p.timer"]) == {"p.timer": ["disabled", "stopped"]}
     assert units.service_changes([], [], [], {"p.timer": _state("disabled", "inactive")}, ["p.timer"]) == {}
     run = Recorder()
-    units.act({"p.timer": ["disabled", "stopped"]}, states, [], run)
+    units.act({"p.timer": ["disabled", "stopped"]}, [], run)
     assert run.calls == [["systemctl", "disable", "--", "p.timer"], ["systemctl", "stop", "--", "p.timer"]]
 
 

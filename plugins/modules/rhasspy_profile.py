@@ -304,7 +304,7 @@ def run(path: str, settings: Dict[str, Any], backup: bool = True, mode: int = 0o
                                        "after": redact(text if changed else (previous or "")),
                                        "before_header": path, "after_header": path}}
     if changed and not check:
-        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):  # (create_directory made it)
+        if not os.path.isdir(directory):  # (create_directory made it)
             raise ProfileError("The directory of the Rhasspy profile %s does not exist: create it (or set the "
                                "profile path to the profile Rhasspy uses)." % path)
         backup_file = write_profile(path, text, backup, mode, previous, private)

@@ -99,6 +99,8 @@ MODE = 0o644
 # UnitFileState values that `systemctl enable` changes: disabled, and none at all (a unit not loaded yet,
 # or whose file was deleted). enabled, static, indirect, alias, generated... are left as they are.
 ENABLE_FROM = ("disabled", "")
+# ActiveState values of a unit that runs (or is on its way): started again, it would not change.
+RUNNING = ("active", "reloading", "activating")
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
@@ -143,29 +145,33 @@ def unit_of(name: str) -> str:
     return drop_in["unit"] if drop_in else name
 
 
-def file_changes(units: List[Dict[str, Any]], directory: str) -> Dict[str, List[str]]:
-    """Which unit files differ from their wanted content, owner root:root and mode 0644 (nothing is changed)."""
+def file_changes(units: List[Dict[str, Any]], directory: str,
+                 before: Optional[Dict[str, str]] = None) -> Dict[str, List[str]]:
+    """Which unit files differ from their wanted content, owner root:root and mode 0644 (nothing is changed).
+    ``before``, if given, receives the old text of each changed file ("" when there was none), for the diff."""
     changes: Dict[str, List[str]] = {}
+    before = {} if before is None else before
     for entry in units:
         name, path = entry["name"], os.path.join(directory, entry["name"])
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            changes[name] = ["created"]
+            changes[name], before[name] = ["created"], ""
             continue
         if not stat.S_ISREG(st.st_mode):  # a link (a masked unit: /dev/null) or anything else is replaced by the file
-            changes[name] = ["content"]
+            changes[name], before[name] = ["content"], ""
             continue
         what = []
         with open(path, encoding="utf-8", errors="surrogateescape") as handle:
-            if handle.read() != _content(entry):
-                what.append("content")
+            text = handle.read()
+        if text != _content(entry):
+            what.append("content")
         if (st.st_uid, st.st_gid) != (0, 0):
             what.append("owner")
         if stat.S_IMODE(st.st_mode) != MODE:
             what.append("mode")
         if what:
-            changes[name] = what
+            changes[name], before[name] = what, text
     return changes
 
 
@@ -246,7 +252,7 @@ def service_changes(started: List[str], restarted: List[str], files_changed: Lis
             what.append("enabled")
         if name in files_changed or name in restarted:
             what.append("restarted")
-        elif state.get("ActiveState") not in ("active", "reloading", "activating"):
+        elif state.get("ActiveState") not in RUNNING:
             what.append("started")
         if what:
             changes[name] = what
@@ -256,14 +262,14 @@ def service_changes(started: List[str], restarted: List[str], files_changed: Lis
     for name in stopped:
         state = states.get(name, {})
         what = [word for word, needed in (("disabled", state.get("UnitFileState") in ("enabled", "enabled-runtime")),
-                                          ("stopped", state.get("ActiveState") in ("active", "reloading", "activating")))
+                                          ("stopped", state.get("ActiveState") in RUNNING))
                 if needed]
         if what:
             changes[name] = what
     return changes
 
 
-def act(changes: Dict[str, List[str]], states: Dict[str, Dict[str, str]], files_changed: List[str], run: Runner = _run) -> None:
+def act(changes: Dict[str, List[str]], files_changed: List[str], run: Runner = _run) -> None:
     def systemctl(*args: str) -> None:
         done = run(["systemctl"] + list(args))
         if done.returncode != 0:
@@ -292,12 +298,9 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
     units, directory = params["units"], params["directory"]
     try:
         check_request(units, params["started"], params["restarted"], params["stopped"])
-        files = file_changes(units, directory)
-        names = [entry["name"] for entry in units if entry["name"] in files]
         before: Dict[str, str] = {}
-        for name in names:
-            path = os.path.join(directory, name)
-            before[name] = open(path, encoding="utf-8", errors="replace").read() if os.path.isfile(path) else ""
+        files = file_changes(units, directory, before)
+        names = [entry["name"] for entry in units if entry["name"] in files]
         verify(units, [name for name in names if "content" in files[name] or "created" in files[name]])
         states = unit_states(list(dict.fromkeys(list(params["started"]) + list(params["restarted"]) + list(params["stopped"]))))
         services = service_changes(params["started"], params["restarted"], names, states, params["stopped"])
@@ -305,7 +308,7 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
             for entry in units:
                 if entry["name"] in files:
                     write(directory, entry["name"], _content(entry))
-            act(services, states, names)
+            act(services, names)
     except (UnitsError, OSError) as error:
         module.fail_json(msg=str(error))
     changes: Dict[str, List[str]] = {name: list(files.get(name, [])) + services.get(name, [])
