@@ -5,12 +5,17 @@
 #
 #   harness/demo.sh          start the "Pi" if needed, run `ansible-playbook site.yml`, summarise
 #   harness/demo.sh clean    remove the container and the generated inventory
+#
+# PI_VOICE_DEMO_NAME, PI_VOICE_DEMO_PORT (the artifact server; the broker and Wyoming ports follow from
+# it) and PI_VOICE_DEMO_DIR (the generated inventory, the fixture model's origin and the run's log;
+# default .demo/NAME) let another demo Pi run beside this one: molecule's arm64 scenario runs this
+# script as its converge.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 name=${PI_VOICE_DEMO_NAME:-pi-voice-demo}
 image=${PI_VOICE_DEMO_IMAGE:-pi-voice/debian:trixie-arm64}
-demo=$repo/.demo/$name  # one directory per demo Pi (another may run beside it)
+demo=${PI_VOICE_DEMO_DIR:-$repo/.demo/$name}  # one directory per demo Pi (another may run beside it)
 
 port=${PI_VOICE_DEMO_PORT:-8730}
 # The demo Pi's broker and Wyoming server on loopback ports derived from it (18830, 10310 by
