@@ -160,7 +160,7 @@ def test_a_backup_is_not_written_through_a_planted_symlink(tmp_path: Path) -> No
 def test_the_profile_directory_is_made_with_the_profile_and_then_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "profiles" / "de" / "profile.json"
     first = profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True)
-    assert first["changed"] and first["directory_changes"] == ["created"]
+    assert first["changed"] and first["settings_changed"] and first["directory_changes"] == ["created"]
     assert os.stat(str(path.parent)).st_mode & 0o7777 == 0o755 and json.loads(path.read_text())["mqtt"]["enabled"] is True
     again = profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True)
     assert not again["changed"] and again["directory_changes"] == []
@@ -176,6 +176,8 @@ def test_a_drifted_profile_directory_mode_is_repaired_and_reported(tmp_path: Pat
     assert planned["changed"] and planned["directory_changes"] == ["mode"] and os.stat(str(path.parent)).st_mode & 0o777 == 0o777
     done = profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True)
     assert done["directory_changes"] == ["mode"] and os.stat(str(path.parent)).st_mode & 0o7777 == 0o755
+    # Rhasspy reads the same settings: the role does not ask for its restart.
+    assert done["changed"] and not planned["settings_changed"] and not done["settings_changed"]
 
 
 @pytest.mark.bad_input
@@ -243,9 +245,15 @@ def test_role_keeps_the_users_keys(tmp_path: Path) -> None:
     backups = sorted(profile.parent.glob("profile.json.bak-*"))
     assert len(backups) == 1 and json.loads(backups[0].read_text(encoding="utf-8")) == USER_PROFILE
     assert (profile.parent / "sentences.ini").is_file()
+    assert "so that it reads the new settings" in result.stdout  # the handler asks for Rhasspy's restart
     # Again, and in check mode: nothing changes.
     assert _stats(_run_role(tmp_path, profile))["changed"] == 0
     assert _stats(_run_role(tmp_path, profile, check=True))["changed"] == 0
+    # A repaired directory mode is a change, but Rhasspy reads the same settings: no restart asked for.
+    os.chmod(str(profile.parent), 0o777)
+    repaired = _run_role(tmp_path, profile)
+    assert _stats(repaired)["changed"] == 1 and os.stat(str(profile.parent)).st_mode & 0o777 == 0o755
+    assert "so that it reads the new settings" not in repaired.stdout
 
 
 def test_role_gives_the_profile_its_password_and_hides_it_in_the_diff(tmp_path: Path) -> None:

@@ -77,6 +77,14 @@ changed_keys:
   description: The dotted keys whose values were added or changed.
   type: list
   returned: always
+settings_changed:
+  description: Whether the profile's settings changed (Rhasspy must re-read them); not for a repaired mode or directory.
+  type: bool
+  returned: always
+directory_changes:
+  description: What was done to the profile's directory (created, mode, owner), with create_directory.
+  type: list
+  returned: always
 """
 
 
@@ -298,8 +306,10 @@ def run(path: str, settings: Dict[str, Any], backup: bool = True, mode: int = 0o
         mode_changed = True
         if not check and not changed:
             os.chmod(path, PRIVATE_MODE)
+    # settings_changed: what Rhasspy reads changed (it must be restarted); a repaired mode, a made or repaired
+    # directory and pruned backups are changes too, but Rhasspy reads the same settings.
     result: Dict[str, Any] = {"changed": changed or mode_changed or bool(directory_changes), "changed_keys": changed_keys,
-                              "path": path, "directory_changes": directory_changes,
+                              "settings_changed": changed, "path": path, "directory_changes": directory_changes,
                               "diff": {"before": redact(previous or ""),
                                        "after": redact(text if changed else (previous or "")),
                                        "before_header": path, "after_header": path}}

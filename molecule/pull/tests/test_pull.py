@@ -467,6 +467,8 @@ def test_a_fleet_repository_that_pins_the_collection_converges_the_pi(host: Any,
     try:
         _converge_with({"appliance_pull_repo_url": "file:///srv/user-fleet.git", "appliance_pull_playbook": "pull.yml",
                         "appliance_pull_requirements": "requirements.yml"}, tmp_path)
+        # What an earlier pin of the collection left: it goes once the new one is linked.
+        host.run_expect([0], "mkdir -p " + STATE + "/collections.d/0ld0000000000000/ansible_collections")
         run = _pull(host)
     finally:
         _converge_with({}, tmp_path)  # the scenario's fork again (the check-mode test expects it)
@@ -479,6 +481,8 @@ def test_a_fleet_repository_that_pins_the_collection_converges_the_pi(host: Any,
     manifest = json.loads(host.file(installed + "/ansible_collections/pivoice/voice_appliance/MANIFEST.json").content_string)
     assert manifest["collection_info"]["name"] == "voice_appliance"
     assert host.file(installed + "/.complete").content_string == (user / "requirements.yml").read_text()
+    assert host.check_output("ls -A " + STATE + "/collections.d").split() == [installed.rsplit("/", 1)[1]], \
+        "the directories of earlier requirements must go"
     # The playbooks ran from the installed collection, with the fleet repository's inventory.
     assert "--beam-width 400" in host.check_output("systemctl show -p ExecStart --value rhasspy-asr-deepspeech-hermes.service")
     assert not host.file(STATE + "/checkout/roles").exists, "the fleet repository holds no roles: they came from the collection"
