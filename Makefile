@@ -72,8 +72,8 @@ molecule-pull:    ## one amd64 Pi converges itself with ansible-pull from a loca
 bench-fleet:      ## cold/warm converge and rollout wall time by fleet size and forks (writes bench/fleet.md; not part of test)
 	nice -n 19 python bench/fleet_bench.py
 
-bench-converge:   ## one amd64 and one armhf Pi: cold vs warm converge, task executions and what reaches the Pi (writes bench/converge.md; not part of test)
-	nice -n 19 python bench/converge_bench.py
+bench-converge:   ## one amd64 and one armhf Pi: cold vs warm converge, task executions and what reaches the Pi, without and with Mitogen (writes bench/converge.md; not part of test)
+	nice -n 19 python bench/converge_bench.py --mitogen
 
 docs:             ## regenerate the roles' variable tables from argument_specs + defaults
 	python scripts/role_docs.py
