@@ -264,7 +264,8 @@ def pis(result: Dict[str, object]) -> List[str]:
 
 
 def fmt_time(seconds: float) -> str:
-    return "{:.0f} s ({}:{:02d})".format(seconds, int(seconds) // 60, int(seconds) % 60)
+    whole = int(round(seconds))  # one rounding for both forms (35.9 s is "36 s (0:36)")
+    return "{} s ({}:{:02d})".format(whole, whole // 60, whole % 60)
 
 
 def why_aborted(exc: BaseException) -> str:
