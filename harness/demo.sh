@@ -24,9 +24,17 @@ mqtt_port=$((port + 10100))
 wyoming_port=$((port + 1580))
 
 if [ "${1:-}" = clean ]; then
-    docker rm -f "$name" >/dev/null 2>&1 && echo "removed container $name" || echo "no container $name"
+    # (docker rm -f succeeds for a container that does not exist: ask first.)
+    if docker container inspect "$name" >/dev/null 2>&1; then
+        docker rm -f "$name" >/dev/null && echo "removed container $name"
+    else
+        echo "no container $name"
+    fi
     [ -e "$demo/origin/server.pid" ] && python3 "$repo/harness/artifact_server.py" --stop --pidfile "$demo/origin/server.pid"
-    rm -rf "$demo"
+    # Only what this script wrote: PI_VOICE_DEMO_DIR may name a directory that holds other files too.
+    rm -rf "$demo/origin"
+    rm -f "$demo/model.yml" "$demo/pis.ini" "$demo/last-run.log" "$demo/das_ist_ein_test.wav"
+    rmdir "$demo" 2>/dev/null || true
     exit 0
 fi
 
