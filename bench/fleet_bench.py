@@ -187,9 +187,9 @@ class Fleet:
             "deepspeech_model_name": "fixture_model",
             "deepspeech_model_version": "1",
             "voice_verify_max_rtf": 50.0,
-            "rhasspy_asr_mqtt_broker": "external",
-            "rhasspy_asr_mqtt_host": "127.0.0.1",
-            "rhasspy_asr_mqtt_port": self.broker_port,
+            "voice_appliance_mqtt_broker": "external",
+            "voice_appliance_mqtt_host": "127.0.0.1",
+            "voice_appliance_mqtt_port": self.broker_port,
             "artifact_stage_catalog_overrides": {"fixture_model": {"1": {
                 "tflite": {"url": base + "output_graph.tflite"},
                 "pb": {"url": base + "output_graph.pb"},

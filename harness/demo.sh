@@ -72,11 +72,11 @@ python3 "$repo/harness/artifact_server.py" --root "$demo/origin" --port "$port" 
 cat >"$demo/model.yml" <<YML
 deepspeech_model_name: fixture_model
 deepspeech_model_version: "1"
-rhasspy_asr_mqtt_port: $mqtt_port  # the demo broker, apart from molecule's on the shared host network
+voice_appliance_mqtt_port: $mqtt_port  # the demo broker, apart from molecule's on the shared host network
 wyoming_asr_bind_address: 127.0.0.1  # the demo Pi shares the host's network: Wyoming on loopback only
 wyoming_asr_port: $wyoming_port
 wyoming_asr_zeroconf_address: 127.0.0.1
-rhasspy_asr_mqtt_systemd_credentials: false  # systemd in a container cannot hand the service a credential
+voice_appliance_mqtt_systemd_credentials: false  # systemd in a container cannot hand the service a credential
 voice_verify_max_rtf: 50.0  # qemu emulates the ARM CPU much slower than a real Pi; speed belongs in bench/
 artifact_stage_catalog_overrides:
   fixture_model:

@@ -92,8 +92,8 @@ CASES: Dict[str, Case] = {
     "retrain_order_out_of_range": Case("scorer_retrain_order", 7, "7 is not one of the choices; expected a whole number (int), one of: 1, 2"),
     # rhasspy_asr
     "rasr_unknown_choice": Case("rhasspy_asr_source", "forks", "\"forks\" is not one of the choices"),
-    "rasr_string_for_port": Case("rhasspy_asr_mqtt_port", "1883", "it is a string"),
-    "rasr_secret_hidden": Case("rhasspy_asr_mqtt_password", ["hunter2-secret"], "(value hidden: a secret): it is a list"),
+    "rasr_string_for_port": Case("voice_appliance_mqtt_port", "1883", "it is a string"),
+    "rasr_secret_hidden": Case("voice_appliance_mqtt_password", ["hunter2-secret"], "(value hidden: a secret): it is a list"),
     "rasr_relative_list_item": Case("rhasspy_asr_find_links", ["/opt/wheels", "wheels"], "item 1 (\"wheels\"): a relative path"),
     "rasr_list_for_dict": Case("rhasspy_asr_profile_extra", ["speech_to_text"], "it is a list; expected a mapping"),
     "rasr_yes_please": Case("rhasspy_asr_seed_sentences", "yes please", "expected true or false"),

@@ -33,7 +33,7 @@ def _readme_table() -> List[List[str]]:
 
 
 def test_the_steps_are_the_issue_s_order_and_verify_is_the_one_gate_at_the_end() -> None:
-    assert [step["step"] for step in PATH] == ["deps", "runtime", "model", "tools", "retrain", "rhasspy", "wyoming", "verify"]
+    assert [step["step"] for step in PATH] == ["deps", "runtime", "model", "tools", "retrain", "broker", "rhasspy", "wyoming", "verify"]
     assert [step["step"] for step in PATH if step["gate"]] == ["verify"]
     assert all(set(step) == {"step", "role", "stage", "gate"} for step in PATH), PATH
 

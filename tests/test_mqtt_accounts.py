@@ -1,4 +1,4 @@
-"""The rhasspy_asr role's MQTT accounts: root-only password files, Mosquitto's password file written
+"""The mqtt_broker role's MQTT accounts: root-only password files, Mosquitto's password file written
 without mosquitto_passwd, and the role's ACL — checked against a real Mosquitto on a free loopback port
 with a real MQTT client (the hash must be one Mosquitto accepts; the ACL must confine each account).
 """
@@ -21,7 +21,7 @@ from mqtt_client import ACCEPTED, NOT_AUTHORIZED, Client
 
 REPO = Path(__file__).resolve().parent.parent
 MODULE_PATH = REPO / "plugins" / "modules" / "mqtt_accounts.py"
-ACL_TEMPLATE = REPO / "roles" / "rhasspy_asr" / "templates" / "mosquitto-acl.j2"
+ACL_TEMPLATE = REPO / "roles" / "mqtt_broker" / "templates" / "mosquitto-acl.j2"
 
 _spec = importlib.util.spec_from_file_location("mqtt_accounts_module", str(MODULE_PATH))
 accounts = importlib.util.module_from_spec(_spec)
@@ -148,9 +148,9 @@ def _acl(anonymous: bool) -> str:
     environment = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined)
     environment.filters["bool"] = bool  # Ansible's filter, for the template's plain true/false
     template = environment.from_string(ACL_TEMPLATE.read_text(encoding="utf-8"))
-    return template.render(ansible_managed="test", rhasspy_asr_mqtt_allow_anonymous=anonymous,
-                           rhasspy_asr_mqtt_core_user="rhasspy", rhasspy_asr_mqtt_service_username="rhasspy-asr",
-                           rhasspy_asr_mqtt_verify_username="voice-verify")
+    return template.render(ansible_managed="test", voice_appliance_mqtt_allow_anonymous=anonymous,
+                           voice_appliance_mqtt_core_user="rhasspy", voice_appliance_mqtt_service_username="rhasspy-asr",
+                           voice_appliance_mqtt_verify_username="voice-verify")
 
 
 @pytest.fixture

@@ -48,8 +48,8 @@ VARS = {
                                 "alphabet": "/opt/voice-appliance/models/current/alphabet.txt"},
     "rhasspy_asr_graph": "tflite",
     "rhasspy_asr_site_id": "kitchen",
-    "rhasspy_asr_mqtt_port": 18830,
-    "rhasspy_asr_mqtt_broker": "external",  # anonymous: no password file (test_role_gives_the_profile_its_password)
+    "voice_appliance_mqtt_port": 18830,
+    "voice_appliance_mqtt_broker": "external",  # anonymous: no password file (test_role_gives_the_profile_its_password)
 }
 
 
@@ -264,7 +264,7 @@ def test_role_gives_the_profile_its_password_and_hides_it_in_the_diff(tmp_path: 
     secrets_dir = tmp_path / "mqtt"
     secrets_dir.mkdir(mode=0o700)
     (secrets_dir / "rhasspy.password").write_text("pw-in-a-file-only\n", encoding="utf-8")
-    extra = {"rhasspy_asr_mqtt_broker": "local", "rhasspy_asr_mqtt_secret_dir": str(secrets_dir)}
+    extra = {"voice_appliance_mqtt_broker": "local", "voice_appliance_mqtt_secret_dir": str(secrets_dir)}
     result = _run_role(tmp_path, profile, extra=extra, diff=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     merged = json.loads(profile.read_text(encoding="utf-8"))

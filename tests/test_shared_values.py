@@ -111,6 +111,10 @@ def test_a_changed_account_and_directories_move_every_piece(tmp_path: Path) -> N
      "voice_appliance_state_dir (/opt/voice-appliance/state) is voice_appliance_base_dir (/opt/voice-appliance) or lies inside it"),
     ({"voice_appliance_config_dir": "/var/lib/voice-appliance/"},
      "voice_appliance_config_dir (/var/lib/voice-appliance/) is voice_appliance_state_dir (/var/lib/voice-appliance) or lies inside it"),
+    ({"rhasspy_asr_mqtt_port": 1884, "rhasspy_asr_mqtt_bind_address": "127.0.0.1"},
+     "rhasspy_asr_mqtt_bind_address is set, but this release names it mqtt_broker_bind_address (the MQTT broker is the role "
+     "mqtt_broker now; its endpoint and accounts are shared values of voice_appliance). rhasspy_asr_mqtt_port is set, but "
+     "this release names it voice_appliance_mqtt_port"),
 ])
 def test_root_or_mixed_directories_are_refused_before_any_role_runs(tmp_path: Path, moved: Dict[str, str], message: str) -> None:
     run = _play(tmp_path, moved, {"name": "The first role that uses the shared values.", "hosts": "localhost",

@@ -319,7 +319,7 @@ def test_turning_the_signature_check_off_is_warned_in_the_play_and_on_every_run(
 
 def test_secrets_never_appear_in_diff_or_verbose_output(host: Any, tmp_path: Path) -> None:
     sentinel = "pull-secret-sentinel-7f3a9c"
-    host_vars = dict(_scenario_vars()["appliance_pull_host_vars"], rhasspy_asr_mqtt_password=sentinel)
+    host_vars = dict(_scenario_vars()["appliance_pull_host_vars"], voice_appliance_mqtt_password=sentinel)
     try:
         out = _converge_with({"appliance_pull_host_vars": host_vars,
                               "appliance_pull_pip_index_url": "https://fleet:{}@127.0.0.1:9/simple".format(sentinel)},

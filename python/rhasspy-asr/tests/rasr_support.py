@@ -198,7 +198,7 @@ def _wait_port(port: int, timeout: float, proc: "subprocess.Popen[bytes]", what:
 
 def mqtt_accounts() -> ModuleType:
     """The rhasspy_asr role's mqtt_accounts module (Mosquitto's password hashes)."""
-    name = "rhasspy_asr_mqtt_accounts"
+    name = "mqtt_broker_accounts"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, str(REPO / "plugins" / "modules" / "mqtt_accounts.py"))
         assert spec and spec.loader

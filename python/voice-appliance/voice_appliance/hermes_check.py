@@ -103,12 +103,12 @@ def check(host: str, port: int, site_id: str, wav: str, timeout: float, frames: 
         client.connect(host, port, keepalive=max(30, int(timeout)))
     except (OSError, ValueError) as error:
         raise CheckError("cannot connect to the MQTT broker {}:{}: {} (is Mosquitto running and listening there? "
-                         "rhasspy_asr_mqtt_host/port)".format(host, port, error), EXIT_CONNECT)
+                         "voice_appliance_mqtt_host/port)".format(host, port, error), EXIT_CONNECT)
     client.loop_start()
     try:
         if not subscribed.wait(min(timeout, 30)) or "connect_rc" in answer:
             raise CheckError("the MQTT broker {}:{} did not accept the connection (result {}): check the "
-                             "username/password (rhasspy_asr_mqtt_username)".format(
+                             "username/password (voice_appliance_mqtt_username)".format(
                                  host, port, answer.get("connect_rc", "none")), EXIT_CONNECT)
         started = time.monotonic()
         client.publish("hermes/asr/startListening", json.dumps(
@@ -145,7 +145,7 @@ def read_password_file(path: str) -> str:
             lines = handle.read().splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise CheckError("cannot read the MQTT password file {}: {} (run as root, or check "
-                         "rhasspy_asr_mqtt_secret_dir)".format(path, error), EXIT_USAGE)
+                         "voice_appliance_mqtt_secret_dir)".format(path, error), EXIT_USAGE)
     if not lines or not lines[0]:
         raise CheckError("the MQTT password file {} is empty: its first line must be the password".format(path),
                          EXIT_USAGE)
