@@ -1,0 +1,206 @@
+"""python_env, the ASR virtualenv built beside the live one: real virtualenvs made by this Python and real pip
+installs of small wheels built here (no index), a link switched only after the proof, drift repaired by a new
+build, failures that leave the live virtualenv and its link alone, pruning, check mode and the move of a
+virtualenv of the earlier layout."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import os
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("python_env_module", str(REPO / "plugins" / "modules" / "python_env.py"))
+assert _spec is not None and _spec.loader is not None
+penv: Any = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(penv)
+
+PYTHON = sys.executable
+
+
+def _wheel(directory: Path, name: str, version: str, code: str) -> Path:
+    """A real wheel: a module, its METADATA, WHEEL and a RECORD with sha256s."""
+    directory.mkdir(parents=True, exist_ok=True)
+    dist = "{}-{}.dist-info".format(name, version)
+    files = {
+        name + ".py": code,
+        dist + "/METADATA": "Metadata-Version: 2.1\nName: {}\nVersion: {}\n".format(name, version),
+        dist + "/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append("{},sha256={},{}".format(path, digest, len(text.encode())))
+    record.append(dist + "/RECORD,,")
+    files[dist + "/RECORD"] = "\n".join(record) + "\n"
+    path = directory / "{}-{}-py3-none-any.whl".format(name, version)
+    with zipfile.ZipFile(str(path), "w") as archive:
+        for member, text in files.items():
+            archive.writestr(member, text)
+    return path
+
+
+def _layers(wheels: Path, *names: str) -> List[Dict[str, Any]]:
+    return [{"name": "local", "requirements": ["{}==1.0".format(n) for n in names], "find_links": [str(wheels)],
+             "index": False, "deps": False, "env": {}}]
+
+
+def _ensure(base: Path, layers: List[Dict[str, Any]], proof: Any = (), **kw: Any) -> Dict[str, Any]:
+    return penv.ensure(str(base / "venv"), str(base / "venvs"), PYTHON, False, layers, [list(p) for p in proof], **kw)
+
+
+def _store(base: Path) -> List[str]:
+    return sorted(p.name for p in (base / "venvs").iterdir()) if (base / "venvs").exists() else []
+
+
+@pytest.fixture()
+def wheels(tmp_path: Path) -> Path:
+    directory = tmp_path / "wheels"
+    _wheel(directory, "alpha", "1.0", "VALUE = 'a'\n")
+    _wheel(directory, "beta", "1.0", "VALUE = 'b'\n")
+    return directory
+
+
+def test_a_new_virtualenv_is_built_proved_and_linked_and_a_second_run_changes_nothing(tmp_path: Path, wheels: Path) -> None:
+    first = _ensure(tmp_path, _layers(wheels, "alpha", "beta"), proof=[["python", "-c", "import alpha, beta"]])
+    assert first["changed"] and first["built"] and first["reason"].startswith("no virtualenv")
+    link = tmp_path / "venv"
+    assert link.is_symlink() and os.path.realpath(str(link)) == first["venv"]
+    assert os.path.dirname(first["venv"]) == str(tmp_path / "venvs")
+    assert penv.read_marker(first["venv"])["id"] == first["id"]
+    assert (link / "bin" / "python").exists()
+
+    again = _ensure(tmp_path, _layers(wheels, "alpha", "beta"), proof=[["python", "-c", "import alpha, beta"]])
+    assert not again["changed"] and again["venv"] == first["venv"] and again["id"] == first["id"]
+    assert _store(tmp_path) == [os.path.basename(first["venv"])]
+
+
+def test_a_rebuilt_wheel_with_the_same_version_builds_beside_and_keeps_the_previous(tmp_path: Path, wheels: Path) -> None:
+    first = _ensure(tmp_path, _layers(wheels, "alpha"))
+    _wheel(wheels, "alpha", "1.0", "VALUE = 'rebuilt'\n")
+    second = _ensure(tmp_path, _layers(wheels, "alpha"))
+    assert second["changed"] and second["reason"] == "its inputs changed"
+    assert second["previous"] == first["venv"] and second["venv"] != first["venv"]
+    assert os.path.isdir(first["venv"]), "the previous virtualenv is kept"
+    out = penv._run([str(tmp_path / "venv" / "bin" / "python"), "-c", "import alpha; print(alpha.VALUE)"])
+    assert out.strip() == "rebuilt"
+
+    _wheel(wheels, "alpha", "1.0", "VALUE = 'third'\n")
+    third = _ensure(tmp_path, _layers(wheels, "alpha"))
+    assert third["removed"] == [first["venv"]], "beyond keep_previous the oldest goes"
+    assert sorted(_store(tmp_path)) == sorted([os.path.basename(second["venv"]), os.path.basename(third["venv"])])
+
+
+def test_a_removed_distribution_is_repaired_by_a_new_build_that_names_it(tmp_path: Path, wheels: Path) -> None:
+    first = _ensure(tmp_path, _layers(wheels, "alpha", "beta"))
+    penv._run([str(tmp_path / "venv" / "bin" / "python"), "-m", "pip", "uninstall", "--yes", "--quiet", "beta"])
+    repaired = _ensure(tmp_path, _layers(wheels, "alpha", "beta"))
+    assert repaired["changed"] and repaired["reason"] == "missing or replaced: beta==1.0"
+    assert repaired["venv"] != first["venv"] and repaired["previous"] == first["venv"]
+    penv._run([str(tmp_path / "venv" / "bin" / "python"), "-c", "import beta"])
+
+
+def test_a_layer_pip_cannot_install_fails_and_leaves_the_live_virtualenv_linked(tmp_path: Path, wheels: Path) -> None:
+    first = _ensure(tmp_path, _layers(wheels, "alpha"))
+    with pytest.raises(penv.EnvError) as error:
+        _ensure(tmp_path, _layers(wheels, "alpha", "gamma"))
+    assert "installing the layer 'local' failed" in str(error.value) and "gamma" in str(error.value)
+    assert os.path.realpath(str(tmp_path / "venv")) == first["venv"]
+    assert _store(tmp_path) == [os.path.basename(first["venv"])], "the half-built virtualenv is removed"
+
+
+def test_a_layer_whose_module_does_not_import_fails_before_the_switch(tmp_path: Path, wheels: Path) -> None:
+    first = _ensure(tmp_path, _layers(wheels, "alpha"))
+    _wheel(wheels, "beta", "1.0", "raise ImportError('beta is broken')\n")
+    layers = _layers(wheels, "alpha", "beta")
+    layers[0]["imports"] = ["alpha", "beta"]
+    with pytest.raises(penv.EnvError) as error:
+        _ensure(tmp_path, layers)
+    assert "importing alpha, beta failed" in str(error.value) and "beta is broken" in str(error.value)
+    assert os.path.realpath(str(tmp_path / "venv")) == first["venv"]
+
+
+def test_a_failing_proof_fails_names_the_command_and_leaves_the_live_virtualenv_linked(tmp_path: Path, wheels: Path) -> None:
+    first = _ensure(tmp_path, _layers(wheels, "alpha"))
+    with pytest.raises(penv.EnvError) as error:
+        _ensure(tmp_path, _layers(wheels, "alpha", "beta"), proof=[["python", "-c", "import delta"]])
+    assert "the proof python -c import delta failed" in str(error.value) and "No module named 'delta'" in str(error.value)
+    assert os.path.realpath(str(tmp_path / "venv")) == first["venv"]
+    assert _store(tmp_path) == [os.path.basename(first["venv"])]
+
+
+def test_check_mode_reports_the_build_and_touches_nothing(tmp_path: Path, wheels: Path) -> None:
+    planned = _ensure(tmp_path, _layers(wheels, "alpha"), check=True)
+    assert planned["changed"] and planned["built"]
+    assert not (tmp_path / "venv").exists() and not (tmp_path / "venvs").exists()
+    _ensure(tmp_path, _layers(wheels, "alpha"))
+    assert not _ensure(tmp_path, _layers(wheels, "alpha"), check=True)["changed"]
+
+
+def test_a_virtualenv_of_the_earlier_layout_is_moved_into_the_store_once_the_new_one_is_proved(tmp_path: Path, wheels: Path) -> None:
+    penv._run([PYTHON, "-m", "venv", "--without-pip", str(tmp_path / "venv")])
+    (tmp_path / "venv" / "old-file").write_text("kept\n")
+    result = _ensure(tmp_path, _layers(wheels, "alpha"))
+    assert result["changed"] and "was not built by this module" in result["reason"]
+    assert (tmp_path / "venv").is_symlink()
+    legacy = Path(result["previous"])
+    assert legacy.parent == tmp_path / "venvs" and legacy.name.startswith("legacy-")
+    assert (legacy / "old-file").read_text() == "kept\n"
+
+
+def test_a_build_that_never_finished_is_removed_and_a_damaged_marker_rebuilds(tmp_path: Path, wheels: Path) -> None:
+    first = _ensure(tmp_path, _layers(wheels, "alpha"))
+    crashed = tmp_path / "venvs" / "0123456789ab-1"
+    (crashed / "bin").mkdir(parents=True)
+    Path(first["venv"], penv.MARKER).write_text("{not json")
+    rebuilt = _ensure(tmp_path, _layers(wheels, "alpha"))
+    assert rebuilt["changed"] and "no voice-venv.json" in rebuilt["reason"]
+    assert str(crashed) in rebuilt["removed"]
+    assert not crashed.exists()
+
+
+def test_a_missing_python_is_a_clear_error(tmp_path: Path, wheels: Path) -> None:
+    with pytest.raises(penv.EnvError) as error:
+        penv.ensure(str(tmp_path / "venv"), str(tmp_path / "venvs"), str(tmp_path / "no-python"), False, _layers(wheels, "alpha"), [])
+    assert "no-python could not run" in str(error.value)
+    assert not (tmp_path / "venv").exists()
+
+
+def test_the_inputs_id_follows_every_input(tmp_path: Path, wheels: Path) -> None:
+    base = penv.inputs_id(["3.11", "x86_64"], True, _layers(wheels, "alpha"))
+    assert base == penv.inputs_id(["3.11", "x86_64"], True, _layers(wheels, "alpha"))
+    assert base != penv.inputs_id(["3.13", "x86_64"], True, _layers(wheels, "alpha"))
+    assert base != penv.inputs_id(["3.11", "x86_64"], False, _layers(wheels, "alpha"))
+    assert base != penv.inputs_id(["3.11", "x86_64"], True, _layers(wheels, "alpha", "beta"))
+    changed_env = _layers(wheels, "alpha")
+    changed_env[0]["env"] = {"PIP_INDEX_URL": "http://127.0.0.1:1/simple"}
+    assert base != penv.inputs_id(["3.11", "x86_64"], True, changed_env)
+    _wheel(wheels, "alpha", "1.0", "VALUE = 'other'\n")
+    assert base != penv.inputs_id(["3.11", "x86_64"], True, _layers(wheels, "alpha"))
+
+
+@pytest.mark.parametrize("requirement, expected", [
+    ("deepspeech==0.7.4+compat1", [("deepspeech", "0.7.4+compat1")]),
+    ("rhasspy_asr_deepspeech==0.4.1+voice1", [("rhasspy-asr-deepspeech", "0.4.1+voice1")]),
+    ("setuptools>=40.8,<81", [("setuptools", None)]),
+    ("voice-appliance", [("voice-appliance", None)]),
+    ("paho.mqtt[extra]==1.5.0", [("paho-mqtt", "1.5.0")]),
+    ("git+https://example.invalid/x.git", []),
+    ("/opt/voice-appliance/wheels/x-1.0-py3-none-any.whl", []),
+])
+def test_pins_reads_names_and_exact_versions_and_leaves_urls_to_pip(requirement: str, expected: Any) -> None:
+    assert penv.pins([requirement]) == expected
+
+
+def test_missing_names_absent_and_replaced_distributions() -> None:
+    layers = [{"requirements": ["a==1", "b==2", "c"]}]
+    assert penv.missing({"a": "1", "b": "2", "c": "9"}, layers) == []
+    assert penv.missing({"a": "1", "b": "3"}, layers) == ["b==2 (found 3)", "c"]
+    assert penv.missing({"a": "1+compat1", "b": "2", "c": "1"}, layers) == [], "a local build meets a pin without a label"
+    assert penv.missing({"a": "1", "b": "2+x", "c": "1"}, [{"requirements": ["b==2+voice1"]}]) == ["b==2+voice1 (found 2+x)"]
