@@ -252,6 +252,41 @@ def test_every_service_of_the_appliance_is_hardened(host: Any, unit: str) -> Non
         assert host.check_output("ps -o user= -C mosquitto") == "mosquitto", "the broker runs as its own account, never root"
 
 
+def test_the_asr_venv_is_a_link_to_a_proved_virtualenv_of_the_store(host: Any) -> None:
+    """The services use the link; it points into venvs/, at a virtualenv whose marker records every layer."""
+    link = host.file(VENV)
+    assert link.is_symlink and link.linked_to.startswith("/opt/voice-appliance/venvs/"), link.linked_to
+    marker = json.loads(host.file(link.linked_to + "/voice-venv.json").content_string)
+    expected = ["deepspeech", "tools", "rhasspy"] + (["wyoming"] if host.file("/etc/ansible/facts.d/wyoming_asr.fact").exists else [])
+    assert [layer["name"] for layer in marker["layers"]] == expected
+    assert marker["id"].startswith(link.linked_to.rsplit("/", 1)[1].split("-")[0])
+    store = host.check_output("ls /opt/voice-appliance/venvs").split()
+    assert 1 <= len(store) <= 2, store
+
+
+@pytest.mark.fault
+@pytest.mark.skipif(SCENARIO != "default", reason="one fault run is enough; it runs on the fast amd64 Pi")
+def test_a_venv_build_that_fails_leaves_the_live_venv_and_the_service_alone(host: Any) -> None:
+    """New inputs (here: a package index that refuses every connection) make a new virtualenv beside the live one;
+    when pip fails, the run fails naming the layer, the half-built virtualenv is gone, the link and the running
+    service are untouched."""
+    live_venv = host.file(VENV).linked_to
+    store = host.check_output("ls /opt/voice-appliance/venvs")
+    service = "rhasspy-asr-deepspeech-hermes.service"
+    pid = host.check_output("systemctl show -p MainPID --value " + service)
+    run = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-e", "rhasspy_asr_pip_index_url=http://127.0.0.1:9/simple",
+         str(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parent / "resources" / "converge.yml")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False, timeout=1800)
+    assert run.returncode != 0, "a layer pip cannot install must fail the host"
+    assert "installing the layer 'rhasspy' failed" in run.stdout, run.stdout[-3000:]
+    assert "is unchanged" in run.stdout, run.stdout[-3000:]
+    assert host.file(VENV).linked_to == live_venv
+    assert host.check_output("ls /opt/voice-appliance/venvs") == store, "the half-built virtualenv is removed"
+    assert host.check_output("systemctl show -p MainPID --value " + service) == pid, "the service was not restarted"
+    host.run_expect([0], VENV + "/bin/python -c 'import rhasspyasr_deepspeech_hermes, wyoming'")
+
+
 @pytest.mark.fault
 @pytest.mark.skipif(SCENARIO != "default", reason="one drift run is enough; it runs on the fast amd64 Pi")
 def test_one_plain_re_run_repairs_every_drift_and_reports_it(host: Any) -> None:
@@ -266,6 +301,7 @@ def test_one_plain_re_run_repairs_every_drift_and_reports_it(host: Any) -> None:
     host.run_expect([0], "rm {}/current".format(MODELS))
     host.run_expect([0], "systemctl stop rhasspy-asr-deepspeech-hermes.service")
     host.run_expect([0], "sed -i 's/18831/18839/' {} && systemctl restart mosquitto.service".format(listener))
+    live_venv = host.file(VENV).linked_to
     host.run_expect([0], VENV + "/bin/pip uninstall --yes --quiet wyoming")
     assert host.run(VENV + "/bin/python -c 'import wyoming'").rc != 0
 
@@ -283,7 +319,7 @@ def test_one_plain_re_run_repairs_every_drift_and_reports_it(host: Any) -> None:
         "the removed current link": "Switch `current` to the verified version atomically and prune old versions.",
         "the stopped ASR service": "Install and start the Hermes ASR service and the watcher that reloads it when its model or scorer changed.",
         "the edited listener": "Configure Mosquitto's listener (password and ACL required).",
-        "the removed venv package": "Install the wyoming package into the ASR virtualenv from the copied wheel only.",
+        "the removed venv package": "Build the ASR virtualenv from the copied wheels, prove it and switch to it.",
     }
     assert {drift: task for drift, task in repairs.items() if task not in changed} == {}, sorted(changed)
 
@@ -294,3 +330,5 @@ def test_one_plain_re_run_repairs_every_drift_and_reports_it(host: Any) -> None:
     assert host.file(listener).content_string == good_listener
     host.run_expect([0], "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 18831), 10).close()'")  # no ss here
     host.run_expect([0], VENV + "/bin/python -c 'import wyoming'")
+    # Repaired beside, not in place: a new virtualenv, the damaged one kept as the previous.
+    assert host.file(VENV).linked_to != live_venv and host.file(live_venv).is_directory
