@@ -208,11 +208,9 @@ def main() -> int:
             for prefix in ("", "mitogen-") if strategies else ("",):
                 name = "bench-pi-" + arch
                 fleet.create([name], image=IMAGES[arch])
-                inv = fleet.inventory([name])
-                if prefix:  # Mitogen redirects the transport `docker` (community.docker.docker's short name) to its own
-                    data = json.loads(inv.read_text(encoding="utf-8"))
-                    data["voice_assistants"]["vars"]["ansible_connection"] = "docker"
-                    inv.write_text(json.dumps(data, indent=1), encoding="utf-8")
+                # Mitogen redirects the transport `docker` (community.docker.docker's short name) to its own.
+                inv = fleet.inventory([name], connection="docker" if prefix else "community.docker.docker")
+                if prefix:
                     runner.env.update(ANSIBLE_STRATEGY_PLUGINS=strategies, ANSIBLE_STRATEGY="mitogen_linear")
                 runner.env["TASK_LOG_FILE"] = os.devnull
                 runner.playbook("{}: warm-up, stage.yml (controller cache)".format(arch), "playbooks/stage.yml", inv, forks=5)

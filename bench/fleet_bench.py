@@ -179,11 +179,12 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
-    def inventory(self, names: Sequence[str]) -> Path:
+    def inventory(self, names: Sequence[str], connection: str = "community.docker.docker") -> Path:
+        """Writes the inventory of these Pis (reached with this connection plugin) and returns its path."""
         path = self.work / "inventory.json"
         base = "http://127.0.0.1:{}/fixture_model/1/".format(self.origin_port)
         group_vars = {
-            "ansible_connection": "community.docker.docker",
+            "ansible_connection": connection,
             "deepspeech_model_name": "fixture_model",
             "deepspeech_model_version": "1",
             "voice_verify_max_rtf": 50.0,

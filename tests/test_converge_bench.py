@@ -1,7 +1,9 @@
-"""bench/converge_bench.py: the report's tables, Mitogen's comparison included (from results shaped like a run's)."""
+"""bench/converge_bench.py: the report's tables, Mitogen's comparison included (from results shaped like a run's),
+and the connection plugin that Fleet.inventory writes for its runs."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any, Dict
@@ -43,3 +45,15 @@ def test_without_mitogen_there_is_no_comparison(tmp_path: Path) -> None:
     converge_bench.write_report(out, INFO, results)
     text = out.read_text(encoding="utf-8")
     assert "| armhf | site.yml, cold | 300 s (5:00) | 100 % |" in text and "Mitogen" not in text
+
+
+def test_the_inventory_names_the_connection_it_is_given(tmp_path: Path) -> None:
+    fleet = converge_bench.Fleet(tmp_path)
+    default = json.loads(fleet.inventory(["bench-pi-amd64"]).read_text(encoding="utf-8"))
+    assert default["voice_assistants"]["vars"]["ansible_connection"] == "community.docker.docker"
+    assert default["voice_assistants"]["hosts"] == {"bench-pi-amd64": {}}
+    # Mitogen's runs: its strategy takes over the transport `docker`, not the collection's full name.
+    mitogen = json.loads(fleet.inventory(["bench-pi-amd64"], connection="docker").read_text(encoding="utf-8"))
+    assert mitogen["voice_assistants"]["vars"]["ansible_connection"] == "docker"
+    assert {k: v for k, v in mitogen["voice_assistants"]["vars"].items() if k != "ansible_connection"} == \
+        {k: v for k, v in default["voice_assistants"]["vars"].items() if k != "ansible_connection"}
