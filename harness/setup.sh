@@ -51,8 +51,9 @@ start_docker() {
     fi
     # No default bridge, no iptables: containers use the host network only (loopback traffic).
     log "starting dockerd (bridge disabled, iptables off)"
-    as_root sh -c 'nohup dockerd --bridge=none --iptables=false --ip-masq=false --userland-proxy=false \
-        >/var/log/pi-voice-dockerd.log 2>&1 &'
+    # In a session of its own: a Ctrl-C in the terminal (or the end of the shell) that started it does not stop it.
+    as_root sh -c 'setsid nohup dockerd --bridge=none --iptables=false --ip-masq=false --userland-proxy=false \
+        </dev/null >/var/log/pi-voice-dockerd.log 2>&1 &'
     for _ in $(seq 1 60); do
         docker info >/dev/null 2>&1 && return
         sleep 1
