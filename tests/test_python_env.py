@@ -97,6 +97,7 @@ def test_a_rebuilt_wheel_with_the_same_version_builds_beside_and_keeps_the_previ
     assert sorted(_store(tmp_path)) == sorted([os.path.basename(second["venv"]), os.path.basename(third["venv"])])
 
 
+@pytest.mark.fault
 def test_a_removed_distribution_is_repaired_by_a_new_build_that_names_it(tmp_path: Path, wheels: Path) -> None:
     first = _ensure(tmp_path, _layers(wheels, "alpha", "beta"))
     penv._run([str(tmp_path / "venv" / "bin" / "python"), "-m", "pip", "uninstall", "--yes", "--quiet", "beta"])
@@ -106,6 +107,7 @@ def test_a_removed_distribution_is_repaired_by_a_new_build_that_names_it(tmp_pat
     penv._run([str(tmp_path / "venv" / "bin" / "python"), "-c", "import beta"])
 
 
+@pytest.mark.fault
 def test_a_layer_pip_cannot_install_fails_and_leaves_the_live_virtualenv_linked(tmp_path: Path, wheels: Path) -> None:
     first = _ensure(tmp_path, _layers(wheels, "alpha"))
     with pytest.raises(penv.EnvError) as error:
@@ -115,6 +117,7 @@ def test_a_layer_pip_cannot_install_fails_and_leaves_the_live_virtualenv_linked(
     assert _store(tmp_path) == [os.path.basename(first["venv"])], "the half-built virtualenv is removed"
 
 
+@pytest.mark.fault
 def test_a_layer_whose_module_does_not_import_fails_before_the_switch(tmp_path: Path, wheels: Path) -> None:
     first = _ensure(tmp_path, _layers(wheels, "alpha"))
     _wheel(wheels, "beta", "1.0", "raise ImportError('beta is broken')\n")
@@ -126,6 +129,7 @@ def test_a_layer_whose_module_does_not_import_fails_before_the_switch(tmp_path: 
     assert os.path.realpath(str(tmp_path / "venv")) == first["venv"]
 
 
+@pytest.mark.fault
 def test_a_failing_proof_fails_names_the_command_and_leaves_the_live_virtualenv_linked(tmp_path: Path, wheels: Path) -> None:
     first = _ensure(tmp_path, _layers(wheels, "alpha"))
     with pytest.raises(penv.EnvError) as error:
@@ -154,6 +158,7 @@ def test_a_virtualenv_of_the_earlier_layout_is_moved_into_the_store_once_the_new
     assert (legacy / "old-file").read_text() == "kept\n"
 
 
+@pytest.mark.fault
 def test_a_build_that_never_finished_is_removed_and_a_damaged_marker_rebuilds(tmp_path: Path, wheels: Path) -> None:
     first = _ensure(tmp_path, _layers(wheels, "alpha"))
     crashed = tmp_path / "venvs" / "0123456789ab-1"
@@ -165,6 +170,7 @@ def test_a_build_that_never_finished_is_removed_and_a_damaged_marker_rebuilds(tm
     assert not crashed.exists()
 
 
+@pytest.mark.bad_input
 def test_a_missing_python_is_a_clear_error(tmp_path: Path, wheels: Path) -> None:
     with pytest.raises(penv.EnvError) as error:
         penv.ensure(str(tmp_path / "venv"), str(tmp_path / "venvs"), str(tmp_path / "no-python"), False, _layers(wheels, "alpha"), [])
