@@ -36,8 +36,9 @@ module: python_env
 short_description: Build a virtualenv from layers of requirements beside the live one and switch a link to it after its proof.
 description:
   - The virtualenv is named by a hash of its inputs (the Python's version and machine, the system site packages,
-    and per layer the requirements, pip's options and environment and the sha256 of every file in its
-    find-links directories).
+    and per layer the requirements, pip's options and environment, the modules it must import, and the name,
+    size and modification time of every file in its find-links directories: Ansible's copy writes only a
+    changed file).
   - Nothing changes when the link's virtualenv has the same hash and every pinned distribution (C(name==version))
     and every named one is installed; otherwise a new virtualenv is built in O(store), proved, and the link
     switched atomically.
@@ -172,20 +173,13 @@ def missing(installed: Dict[str, str], layers: Sequence[Dict[str, Any]]) -> List
     return gone
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fingerprint(directory: str) -> List[List[str]]:
-    """Every regular file of a find-links directory (not recursive) with its sha256; a missing directory is empty."""
+def fingerprint(directory: str) -> List[List[Any]]:
+    """Every regular file of a find-links directory (not recursive) with its size and modification time: a wheel
+    copied or unpacked anew (Ansible's copy writes only a changed file) counts as new. A missing directory is empty."""
     if not os.path.isdir(directory):
         return []
-    return [[entry.name, _sha256(entry.path)] for entry in sorted(os.scandir(directory), key=lambda e: e.name)
-            if entry.is_file()]
+    return [[entry.name, entry.stat().st_size, entry.stat().st_mtime_ns]
+            for entry in sorted(os.scandir(directory), key=lambda e: e.name) if entry.is_file()]
 
 
 def inputs_id(identity: Sequence[str], system_site_packages: bool, layers: Sequence[Dict[str, Any]]) -> str:
@@ -261,11 +255,11 @@ def plan(link: str, python: str, system_site_packages: bool, layers: Sequence[Di
     return {"id": env_id, "current": current, "build": False, "reason": ""}
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
+def _sync(*paths: str) -> None:
+    """fsync each path, a file or a directory (the marker first, then the directories that name it)."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
         os.fsync(fd)
-    finally:
         os.close(fd)
 
 
@@ -319,11 +313,8 @@ def build(store: str, env_id: str, python: str, system_site_packages: bool, laye
         with open(path, "w", encoding="utf-8") as handle:
             json.dump(marker, handle, indent=1)
             handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
         os.chmod(path, 0o644)
-        _fsync_dir(venv)
-        _fsync_dir(store)
+        _sync(path, venv, store)
     except BaseException:
         shutil.rmtree(venv, ignore_errors=True)
         raise
@@ -346,7 +337,7 @@ def switch(link: str, venv: str, store: str) -> str:
         os.unlink(temporary)
     os.symlink(venv, temporary)
     os.replace(temporary, link)
-    _fsync_dir(os.path.dirname(link) or ".")
+    _sync(os.path.dirname(link) or ".")
     return previous
 
 
