@@ -37,8 +37,8 @@ short_description: Build a virtualenv from layers of requirements beside the liv
 description:
   - The virtualenv is named by a hash of its inputs (the Python's version and machine, the system site packages,
     and per layer the requirements, pip's options and environment, the modules it must import, and the name,
-    size and modification time of every file in its find-links directories: Ansible's copy writes only a
-    changed file).
+    size and modification time of every file in its find-links directories, since Ansible's copy writes only
+    a changed file).
   - Nothing changes when the link's virtualenv has the same hash and every pinned distribution (C(name==version))
     and every named one is installed; otherwise a new virtualenv is built in O(store), proved, and the link
     switched atomically.
