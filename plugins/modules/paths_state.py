@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-"""A role's directories and the paths it must not leave behind, in one call on the Pi.
+"""A role's directories, its files and the paths it must not leave behind, in one call on the Pi.
 
 A converge used to create each directory with its own ``ansible.builtin.file`` task (one round trip to
 the Pi each, one per loop item, about 6 s under qemu) and to remove leftovers the same way. This
@@ -10,24 +10,43 @@ and every path of ``absent`` is gone (a file or link removed, a directory with e
 a removed directory or a leftover path is a change, reported per path. A path that exists as something
 other than a directory is refused, naming it; nothing is changed then.
 
+Files came the same way, one ``ansible.builtin.copy`` or ``template`` each, and each of those costs two
+module runs on the Pi even when nothing changed (a stat, then the file module for owner and mode). Here
+``files`` takes a role's files in the same call: small ones by ``content``, the controller's artifacts by
+``src`` through the action plugin of the same name, which sends only their sha256 and size. A file whose
+content, owner, group and mode are right costs nothing more; a wrong owner or mode is repaired in place; a
+missing or different file is written beside its destination (validated first when ``validate`` is given),
+fsynced and renamed over it. The contents the Pi lacks are named in ``transfer``: the action plugin copies
+exactly those to the Pi and calls the module once more with them ``staged``, whose sums are checked before
+they are put in place.
+
 The logic is plain stdlib (importable and testable without Ansible).
 """
 from __future__ import annotations
 
 import grp
+import hashlib
 import os
 import pwd
+import shlex
 import shutil
 import stat
+import subprocess
+import tempfile
 from typing import Any, Dict, List, Optional
 
 DOCUMENTATION = r"""
 ---
 module: paths_state
-short_description: Ensure a list of directories (owner, group, mode) and a list of absent paths in one call.
+short_description: Ensure a role's directories, files (owner, group, mode, content) and absent paths in one call.
 description:
   - Every directory of O(directories) exists with its owner, group and mode; missing parents are created
     root-owned with mode 0755.
+  - Every file of O(files) has its content, owner, group and mode. A file whose content differs is written
+    beside its destination, validated, fsynced and renamed over it; only its owner, group or mode wrong, they
+    are repaired in place.
+  - Files from the controller (C(src)) go through the action plugin of the same name; the Pi receives only the
+    contents it lacks.
   - Every path of O(absent) does not exist (files and links are removed, directories with their contents).
   - A path of O(directories) that exists but is not a directory (or a link to one) is refused before anything
     changes.
@@ -40,11 +59,30 @@ options:
     type: list
     elements: dict
     default: []
+  files:
+    description:
+      - The files, each with C(dest) (absolute), C(mode), optionally C(owner) and C(group) (as for
+        O(directories)), and its content as C(content) (a string) or C(src) (a file on the controller, found as
+        ansible.builtin.copy finds it).
+      - C(force) false writes the file only when it does not exist and then leaves it alone (a seed that
+        belongs to its users afterwards).
+      - C(validate) is a command with C(%s), run on the new content before it replaces the destination
+        (for example C(python3 -m json.tool %s)).
+      - The directory of each file must exist (list it in O(directories) of the same call).
+    type: list
+    elements: dict
+    default: []
   absent:
     description: Absolute paths that must not exist.
     type: list
     elements: path
     default: []
+  staged:
+    description:
+      - Internal, set by the action plugin on its second call, never by a task. Per destination, the path on
+        the Pi of the content the action plugin copied there.
+    type: dict
+    default: {}
 author: voice appliance team
 """
 
@@ -55,12 +93,30 @@ EXAMPLES = r"""
       - {path: /opt/voice-appliance/wheels, owner: root, group: root, mode: "0755"}
       - {path: /etc/voice-appliance/slots, owner: root, group: voice, mode: "2775"}
     absent: [/etc/mosquitto/voice-appliance.passwd.fingerprint]
+
+- name: Create the wheel directory, copy the wheel from the controller's cache and record a local fact.
+  pivoice.voice_appliance.paths_state:
+    directories:
+      - {path: /opt/voice-appliance/wheels, owner: root, group: root, mode: "0755"}
+    files:
+      - {src: /home/me/.cache/pi-voice/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl,
+         dest: /opt/voice-appliance/wheels/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl, owner: root, group: root, mode: "0644"}
+      - {content: '{"flavour": "tflite"}', dest: /etc/ansible/facts.d/deepspeech.fact, owner: root, group: root,
+         mode: "0644", validate: python3 -m json.tool %s}
 """
 
 RETURN = r"""
 changes:
-  description: Per changed path, what changed (C(created), C(owner), C(group), C(mode), C(removed)).
+  description: Per changed path, what changed (C(created), C(content), C(owner), C(group), C(mode), C(removed)).
   type: dict
+  returned: always
+transfer:
+  description: The destinations whose content (from C(src)) the Pi lacks; the action plugin sends them.
+  type: list
+  returned: always
+files:
+  description: The destinations of O(files), changed or not (a later task can tell that this call owns a path).
+  type: list
   returned: always
 """
 
@@ -69,29 +125,38 @@ class PathsError(Exception):
     """A request that cannot be carried out; the message names the path and the fix."""
 
 
-def _mode(entry: Dict[str, Any]) -> int:
+def _mode(entry: Dict[str, Any], kind: str = "directory", path: Any = None) -> int:
     text = str(entry.get("mode", ""))
     try:
         value = int(text, 8)
     except ValueError:
         value = -1
     if not text or value < 0 or value > 0o7777:
-        raise PathsError("directory {}: mode {!r} is not an octal mode such as \"0755\" or \"2775\"".format(entry.get("path"), text))
+        raise PathsError("{} {}: mode {!r} is not an octal mode such as \"0755\" or \"2775\"".format(
+            kind, entry.get("path") if path is None else path, text))
     return value
 
 
-def _uid(name: str, path: str) -> int:
+def _uid(name: str, path: str, kind: str = "directory") -> int:
     try:
         return int(name) if name.isdigit() else pwd.getpwnam(name).pw_uid
     except KeyError:
-        raise PathsError("directory {}: owner {!r} is no account on this machine; create it first".format(path, name)) from None
+        raise PathsError("{} {}: owner {!r} is no account on this machine; create it first".format(kind, path, name)) from None
 
 
-def _gid(name: str, path: str) -> int:
+def _gid(name: str, path: str, kind: str = "directory") -> int:
     try:
         return int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
     except KeyError:
-        raise PathsError("directory {}: group {!r} is no group on this machine; create it first".format(path, name)) from None
+        raise PathsError("{} {}: group {!r} is no group on this machine; create it first".format(kind, path, name)) from None
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _state(path: str) -> str:
@@ -100,8 +165,10 @@ def _state(path: str) -> str:
         st = os.stat(path)
     except FileNotFoundError:
         return "{}: absent".format(path) if not os.path.islink(path) else "{}: dangling link".format(path)
-    kind = "directory" if stat.S_ISDIR(st.st_mode) else "file"
-    return "{}: {} {} {:04o}".format(path, kind, _owner_group(st.st_uid, st.st_gid), stat.S_IMODE(st.st_mode))
+    if stat.S_ISDIR(st.st_mode):
+        return "{}: directory {} {:04o}".format(path, _owner_group(st.st_uid, st.st_gid), stat.S_IMODE(st.st_mode))
+    return "{}: file {} {:04o} sha256 {}".format(path, _owner_group(st.st_uid, st.st_gid), stat.S_IMODE(st.st_mode),
+                                                 sha256_file(path)[:12] if stat.S_ISREG(st.st_mode) else "-")
 
 
 def _owner_group(uid: int, gid: int) -> str:
@@ -117,8 +184,59 @@ def _owner_group(uid: int, gid: int) -> str:
     return "{}:{}".format(owner, group)
 
 
-def plan(directories: List[Dict[str, Any]], absent: List[str]) -> Dict[str, Any]:
-    """What would change, without changing anything; refuses a request that cannot be carried out."""
+_FILE_KEYS = {"dest", "mode", "owner", "group", "content", "sha256", "size", "force", "validate"}
+
+
+def _plan_file(entry: Dict[str, Any], staged: Dict[str, str], coming: Any = (), check: bool = False) -> Dict[str, Any]:
+    """One file: what it should be and what differs (``what``); refuses what cannot be carried out."""
+    dest = str(entry.get("dest") or "")
+    if not os.path.isabs(dest):
+        raise PathsError("file {!r}: the destination must be absolute".format(dest))
+    unknown = sorted(set(entry) - _FILE_KEYS)
+    if unknown:
+        raise PathsError("file {}: unknown key(s) {} (src is read by the action plugin; give content or src)".format(dest, ", ".join(unknown)))
+    has_content, has_sum = entry.get("content") is not None, bool(entry.get("sha256"))
+    if has_content == has_sum:
+        raise PathsError("file {}: give exactly one of content and src".format(dest))
+    validate = str(entry.get("validate") or "")
+    if validate and "%s" not in validate:
+        raise PathsError("file {}: validate {!r} must contain %s (where the new content's path goes)".format(dest, validate))
+    owner, group = str(entry.get("owner") or ""), str(entry.get("group") or "")
+    content = None if not has_content else str(entry["content"]).encode("utf-8")
+    want: Dict[str, Any] = {"dest": dest, "uid": _uid(owner, dest, "file") if owner else -1,
+                            "gid": _gid(group, dest, "file") if group else -1, "mode": _mode(entry, "file", dest),
+                            "content": content, "validate": validate,
+                            "sha256": hashlib.sha256(content).hexdigest() if content is not None else str(entry["sha256"]),
+                            "size": len(content) if content is not None else int(entry.get("size", -1)),
+                            "staged": staged.get(dest), "what": []}
+    try:
+        st = os.stat(dest)
+    except FileNotFoundError:
+        if os.path.islink(dest):
+            raise PathsError("file {}: it is a link to nothing; remove it".format(dest)) from None
+        # The directory may be made by this call, or (check mode) by an earlier task that did not run.
+        if not (os.path.isdir(os.path.dirname(dest)) or os.path.dirname(dest) in coming or check):
+            raise PathsError("file {}: its directory does not exist; list it in directories".format(dest)) from None
+        want["what"] = ["created"]
+        return want
+    if not stat.S_ISREG(st.st_mode):
+        raise PathsError("file {}: it exists but is not a regular file; move it away".format(dest))
+    if entry.get("force", True) in (False, "false", "no", "False"):
+        return want  # a seed that is there belongs to its users
+    if st.st_size != want["size"] or sha256_file(dest) != want["sha256"]:
+        want["what"].append("content")
+    want["what"] += [name for name, differs in (("owner", want["uid"] not in (-1, st.st_uid)),
+                                                ("group", want["gid"] not in (-1, st.st_gid)),
+                                                ("mode", stat.S_IMODE(st.st_mode) != want["mode"])) if differs]
+    return want
+
+
+def plan(directories: List[Dict[str, Any]], absent: List[str], files: Optional[List[Dict[str, Any]]] = None,
+         staged: Optional[Dict[str, str]] = None, check: bool = False) -> Dict[str, Any]:
+    """What would change, without changing anything; refuses a request that cannot be carried out.
+
+    ``transfer`` names the files given by their sum whose content is not on the Pi and not ``staged``.
+    """
     changes: Dict[str, List[str]] = {}
     wanted: List[Dict[str, Any]] = []
     for entry in directories:
@@ -149,7 +267,21 @@ def plan(directories: List[Dict[str, Any]], absent: List[str]) -> Dict[str, Any]
             raise PathsError("{}: is both a directory to keep and a path to remove".format(path))
         if os.path.lexists(path):
             changes[path] = ["removed"]
-    return {"changed": bool(changes), "changes": changes, "wanted": wanted, "absent": list(absent)}
+    wanted_files: List[Dict[str, Any]] = []
+    transfer: List[str] = []
+    planned_dirs = {w["path"] for w in wanted if changes.get(w["path"]) == ["created"]}
+    for entry in files or []:
+        dest = str((entry or {}).get("dest") or "")
+        if dest in changes or any(dest == w["dest"] for w in wanted_files):
+            raise PathsError("{}: is listed twice (as a file and a directory, a removed path or another file)".format(dest))
+        want = _plan_file(entry, staged or {}, planned_dirs, check)
+        wanted_files.append(want)
+        if want["what"]:
+            changes[dest] = want["what"]
+            if want["content"] is None and want["staged"] is None and ({"created", "content"} & set(want["what"])):
+                transfer.append(dest)
+    return {"changed": bool(changes), "changes": changes, "wanted": wanted, "absent": list(absent),
+            "files": wanted_files, "transfer": transfer}
 
 
 def _makedirs(path: str) -> None:
@@ -172,6 +304,18 @@ def apply(result: Dict[str, Any]) -> None:
         if want["uid"] != -1 or want["gid"] != -1:
             os.chown(path, want["uid"], want["gid"])  # -1 keeps that one
         os.chmod(path, want["mode"])  # after chown: chown clears the setgid bit
+    for want in result.get("files", []):
+        what = want["what"]
+        if not what:
+            continue
+        if "created" in what or "content" in what:
+            if want["content"] is None and want["staged"] is None:
+                continue  # the action plugin sends it (named in transfer)
+            _write(want)
+        else:
+            if want["uid"] != -1 or want["gid"] != -1:
+                os.chown(want["dest"], want["uid"], want["gid"])
+            os.chmod(want["dest"], want["mode"])
     for path in result["absent"]:
         if path not in changes:
             continue
@@ -179,6 +323,45 @@ def apply(result: Dict[str, Any]) -> None:
             shutil.rmtree(path)
         else:
             os.unlink(path)
+
+
+def _write(want: Dict[str, Any]) -> None:
+    """The new content beside the destination: owner, mode, sum checked, validated, fsynced, then renamed over it."""
+    dest = want["dest"]
+    directory = os.path.dirname(dest)
+    handle, temp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dest) + ".")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            if want["content"] is not None:
+                out.write(want["content"])
+            else:
+                with open(want["staged"], "rb") as source:
+                    shutil.copyfileobj(source, out, 1 << 20)
+            out.flush()
+            if want["uid"] != -1 or want["gid"] != -1:
+                os.fchown(out.fileno(), want["uid"], want["gid"])
+            os.fchmod(out.fileno(), want["mode"])  # after chown, as for directories
+            os.fsync(out.fileno())
+        got = sha256_file(temp)
+        if got != want["sha256"]:
+            raise PathsError("file {}: the content that reached the Pi has sha256 {}, not {}; nothing was replaced, run again".format(
+                dest, got, want["sha256"]))
+        if want["validate"]:
+            argv = [temp if word == "%s" else word.replace("%s", temp) for word in shlex.split(want["validate"])]
+            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
+            if done.returncode != 0:
+                raise PathsError("file {}: the new content fails its validation ({}, exit {}): {}; the file was left as it was".format(
+                    dest, want["validate"], done.returncode, done.stdout.strip()[-400:]))
+        os.rename(temp, dest)
+    except BaseException:
+        if os.path.lexists(temp):
+            os.unlink(temp)
+        raise
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def diff(result: Dict[str, Any], before: Dict[str, str], after: Optional[Dict[str, str]] = None) -> Dict[str, str]:
@@ -196,6 +379,12 @@ def _predicted(result: Dict[str, Any], path: str) -> str:
                 uid = uid if uid != -1 else (st.st_uid if st else os.getuid())
                 gid = gid if gid != -1 else (st.st_gid if st else os.getgid())
             return "{}: directory {} {:04o}".format(path, _owner_group(uid, gid), want["mode"])
+    for want in result.get("files", []):
+        if want["dest"] == path:
+            st = os.stat(path) if os.path.exists(path) else None
+            uid = want["uid"] if want["uid"] != -1 else (st.st_uid if st else os.getuid())
+            gid = want["gid"] if want["gid"] != -1 else (st.st_gid if st else os.getgid())
+            return "{}: file {} {:04o} sha256 {}".format(path, _owner_group(uid, gid), want["mode"], want["sha256"][:12])
     return "{}: absent".format(path)
 
 
@@ -204,17 +393,21 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
 
     module = AnsibleModule(
         argument_spec={"directories": {"type": "list", "elements": "dict", "default": []},
-                       "absent": {"type": "list", "elements": "path", "default": []}},
+                       "files": {"type": "list", "elements": "dict", "default": []},
+                       "absent": {"type": "list", "elements": "path", "default": []},
+                       "staged": {"type": "dict", "default": {}}},
         supports_check_mode=True)
     try:
-        result = plan(module.params["directories"], module.params["absent"])
+        result = plan(module.params["directories"], module.params["absent"], module.params["files"], module.params["staged"],
+                      module.check_mode)
         before = {path: _state(path) for path in result["changes"]}
         if result["changed"] and not module.check_mode:
             apply(result)
-        after = None if module.check_mode else {path: _state(path) for path in result["changes"]}
+        after = None if module.check_mode else {path: _state(path) for path in result["changes"] if path not in result["transfer"]}
     except (PathsError, OSError) as error:
         module.fail_json(msg=str(error))
-    out: Dict[str, Any] = {"changed": result["changed"], "changes": result["changes"]}
+    out: Dict[str, Any] = {"changed": result["changed"], "changes": result["changes"], "transfer": result["transfer"],
+                           "files": [want["dest"] for want in result["files"]]}
     if module._diff and result["changed"]:
         out["diff"] = diff(result, before, after)
     module.exit_json(**out)

@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+"""The controller's half of paths_state: files given by ``src`` are sent by their sum, not their bytes.
+
+A converged Pi costs one module run for a role's directories and files together: each ``src`` (found as
+ansible.builtin.copy finds it, an absolute path or the role's ``files/``) is measured here (sha256 and size,
+remembered per path, size and mtime for the run, so a fleet of Pis measures each artifact once) and only
+the sum goes to the Pi. The module names the files whose content the Pi lacks (``transfer``); those alone
+are copied into a private temporary directory on the Pi and the module runs once more with them
+``staged``; it checks their sums before it puts them in place. In check mode nothing is sent.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+MODULE = "pivoice.voice_appliance.paths_state"
+
+# (path, size, mtime_ns) -> sha256, for this controller process (every host of the run).
+_SUMS: Dict[Tuple[str, int, int], str] = {}
+
+
+def measure(path: str) -> Tuple[str, int]:
+    """sha256 and size of a controller file, computed once per version of it in this process."""
+    st = os.stat(path)
+    key = (path, st.st_size, st.st_mtime_ns)
+    if key not in _SUMS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _SUMS[key] = digest.hexdigest()
+    return _SUMS[key], st.st_size
+
+
+def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
+    """One result from the two module runs. The first already names every change, the sent files too, and its
+    diff shows them as they will be; the second's failure (a sum that did not arrive, a failed validation)
+    is the task's failure."""
+    if second.get("failed"):
+        return dict(second, changes=dict(first.get("changes") or {}))
+    return dict(first, transfer=[])
+
+
+class ActionModule(ActionBase):
+    """Runs the module with the sums of the controller's files, then sends only what the Pi lacks."""
+
+    TRANSFERS_FILES = False  # a temporary directory on the Pi only when something is sent (no round trip otherwise)
+    _VALID_ARGS = frozenset(("directories", "files", "absent"))
+
+    def _wire(self, files: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Dict[str, str]]:
+        wire: List[Dict[str, Any]] = []
+        sources: Dict[str, str] = {}
+        for entry in files:
+            if not isinstance(entry, dict):
+                raise AnsibleError("paths_state: each entry of files must be a dict with dest, got {!r}".format(entry))
+            entry = dict(entry)
+            src = entry.pop("src", None)
+            if src is not None:
+                if entry.get("content") is not None:
+                    raise AnsibleError("paths_state: file {}: give src or content, not both".format(entry.get("dest")))
+                try:
+                    path = self._find_needle("files", str(src))
+                except AnsibleError as error:
+                    raise AnsibleError("paths_state: file {}: its src {} is not on the controller ({})".format(
+                        entry.get("dest"), src, error)) from None
+                entry["sha256"], entry["size"] = measure(path)
+                sources[str(entry.get("dest"))] = path
+            wire.append(entry)
+        return wire, sources
+
+    def run(self, tmp: Any = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        if "staged" in args:
+            raise AnsibleError("paths_state: staged is set by this action plugin, not by a task")
+        try:
+            wire, sources = self._wire(list(args.get("files") or []))
+        except AnsibleError as error:
+            result.update(failed=True, msg=str(error))
+            return result
+        args["files"] = wire
+        first = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+        transfer = [dest for dest in first.get("transfer") or [] if dest in sources]
+        if first.get("failed") or not transfer or self._task.check_mode:
+            result.update(first)
+            return result
+        made_tmp = self._connection._shell.tmpdir is None
+        if made_tmp:
+            self._make_tmp_path()
+        try:
+            tmpdir = self._connection._shell.tmpdir
+            staged: Dict[str, str] = {}
+            for number, dest in enumerate(transfer):
+                remote = self._connection._shell.join_path(tmpdir, "source-{}".format(number))
+                self._transfer_file(sources[dest], remote)
+                staged[dest] = remote
+            self._fixup_perms2([tmpdir] + list(staged.values()))
+            second = self._execute_module(
+                module_name=MODULE, task_vars=task_vars,
+                module_args={"files": [entry for entry in wire if entry.get("dest") in staged], "staged": staged})
+        finally:
+            if made_tmp:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
+        result.update(merge(first, second))
+        return result

@@ -1,0 +1,303 @@
+"""paths_state's files: a role's files in the same call as its directories. Content and controller files
+(by their sum; the action plugin sends only what the Pi lacks), owner/group/mode repaired in place,
+content written beside and renamed after its sum and validation, seeds left to their users, check mode,
+and refusals that name the value; then the action plugin in a real ansible-playbook run."""
+from __future__ import annotations
+
+import grp
+import hashlib
+import importlib.util
+import json
+import os
+import pwd
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, str(path))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+paths: Any = _load("paths_state_module_files", REPO / "plugins" / "modules" / "paths_state.py")
+ME = pwd.getpwuid(os.getuid()).pw_name
+MY_GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _run(files: List[Dict[str, Any]], directories: List[Dict[str, Any]] = (), staged: Optional[Dict[str, str]] = None  # type: ignore[assignment]
+         ) -> Dict[str, Any]:
+    result = paths.plan(list(directories), [], files, staged)
+    if result["changed"]:
+        paths.apply(result)
+    return result
+
+
+def _leftovers(directory: Path) -> List[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+def test_content_files_are_written_with_owner_group_and_mode_into_a_directory_made_by_the_same_call(tmp_path: Path) -> None:
+    facts = tmp_path / "etc" / "facts.d"
+    fact = facts / "deepspeech.fact"
+    entry = {"content": '{"flavour": "tflite"}\n', "dest": str(fact), "owner": ME, "group": MY_GROUP, "mode": "0644",
+             "validate": "python3 -m json.tool %s"}
+    result = _run([entry], [{"path": str(facts), "owner": ME, "group": MY_GROUP, "mode": "0755"}])
+    assert result["changes"] == {str(facts): ["created"], str(fact): ["created"]} and result["transfer"] == []
+    assert json.loads(fact.read_text()) == {"flavour": "tflite"} and _mode(fact) == 0o644
+    again = paths.plan([{"path": str(facts), "owner": ME, "group": MY_GROUP, "mode": "0755"}], [], [entry])
+    assert again["changed"] is False and again["changes"] == {}
+    assert _leftovers(facts) == []
+
+
+def test_a_controller_file_is_asked_for_only_when_the_pi_lacks_its_content(tmp_path: Path) -> None:
+    wheel = tmp_path / "deepspeech.whl"
+    data = b"wheel bytes" * 1000
+    entry = {"sha256": _sha(data), "size": len(data), "dest": str(wheel), "owner": ME, "group": MY_GROUP, "mode": "0644"}
+    first = _run([entry])
+    assert first["transfer"] == [str(wheel)] and first["changes"] == {str(wheel): ["created"]}
+    assert not wheel.exists(), "nothing is written before the content arrived"
+    staged = tmp_path / "staged-0"
+    staged.write_bytes(data)
+    second = _run([entry], staged={str(wheel): str(staged)})
+    assert second["transfer"] == [] and wheel.read_bytes() == data and _mode(wheel) == 0o644
+    third = paths.plan([], [], [entry])
+    assert third["changed"] is False and third["transfer"] == []
+
+
+@pytest.mark.fault
+def test_content_that_arrived_damaged_replaces_nothing(tmp_path: Path) -> None:
+    wheel = tmp_path / "rhasspy.whl"
+    wheel.write_bytes(b"the old wheel")
+    good = b"the new wheel"
+    staged = tmp_path / "staged"
+    staged.write_bytes(b"the new whee!")
+    entry = {"sha256": _sha(good), "size": len(good), "dest": str(wheel), "mode": "0644"}
+    with pytest.raises(paths.PathsError) as error:
+        _run([entry], staged={str(wheel): str(staged)})
+    assert "the content that reached the Pi has sha256 {}, not {}".format(_sha(b"the new whee!"), _sha(good)) in str(error.value)
+    assert wheel.read_bytes() == b"the old wheel" and _leftovers(tmp_path) == []
+
+
+@pytest.mark.fault
+def test_content_that_fails_its_validation_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    fact = tmp_path / "rhasspy_asr.fact"
+    fact.write_text('{"site_id": "default"}\n')
+    entry = {"content": "{not json", "dest": str(fact), "mode": "0644", "validate": "python3 -m json.tool %s"}
+    with pytest.raises(paths.PathsError) as error:
+        _run([entry])
+    assert "fails its validation (python3 -m json.tool %s, exit 1)" in str(error.value)
+    assert fact.read_text() == '{"site_id": "default"}\n' and _leftovers(tmp_path) == []
+
+
+@pytest.mark.fault
+def test_drift_is_repaired_a_mode_in_place_a_changed_content_by_a_new_file(tmp_path: Path) -> None:
+    script = tmp_path / "reload.sh"
+    entry = {"content": "#!/bin/sh\nexit 0\n", "dest": str(script), "owner": ME, "group": MY_GROUP, "mode": "0755",
+             "validate": "sh -n %s"}
+    _run([entry])
+    inode = script.stat().st_ino
+    os.chmod(str(script), 0o777)
+    assert _run([entry])["changes"] == {str(script): ["mode"]}
+    assert _mode(script) == 0o755 and script.stat().st_ino == inode, "a mode is repaired in place"
+    script.write_text("#!/bin/sh\nrm -rf /\n")
+    assert _run([entry])["changes"] == {str(script): ["content"]}
+    assert script.read_text() == "#!/bin/sh\nexit 0\n" and script.stat().st_ino != inode, "new content is renamed over it"
+
+
+def test_a_seed_is_written_once_and_then_belongs_to_its_users(tmp_path: Path) -> None:
+    sentences = tmp_path / "sentences.ini"
+    entry = {"content": "[Licht]\nmach das licht an\n", "dest": str(sentences), "mode": "0664", "force": False}
+    assert _run([entry])["changes"] == {str(sentences): ["created"]}
+    sentences.write_text("[Eigenes]\nmein satz\n")
+    os.chmod(str(sentences), 0o600)
+    assert paths.plan([], [], [entry])["changed"] is False
+    assert sentences.read_text() == "[Eigenes]\nmein satz\n" and _mode(sentences) == 0o600
+
+
+def test_check_mode_plans_files_without_writing_and_the_diff_names_the_sums(tmp_path: Path) -> None:
+    old = tmp_path / "retrain.json"
+    old.write_text("{}\n")
+    new = tmp_path / "new.fact"
+    files = [{"content": '{"a": 1}\n', "dest": str(old), "mode": "0640"}, {"content": "{}\n", "dest": str(new), "mode": "0644"}]
+    result = paths.plan([], [], files)
+    assert result["changes"] == {str(old): ["content", "mode"], str(new): ["created"]}
+    assert old.read_text() == "{}\n" and not new.exists()
+    shown = paths.diff(result, {p: paths._state(p) for p in result["changes"]})
+    assert "{}: file".format(old) in shown["before"] and "sha256 {}".format(_sha(b"{}\n")[:12]) in shown["before"]
+    assert "{}: absent".format(new) in shown["before"]
+    assert "0640 sha256 {}".format(_sha(b'{"a": 1}\n')[:12]) in shown["after"]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("entry,message", [
+    ({"content": "x", "dest": "relative/file", "mode": "0644"}, "file 'relative/file': the destination must be absolute"),
+    ({"dest": "/x/f", "mode": "0644"}, "file /x/f: give exactly one of content and src"),
+    ({"content": "x", "sha256": "ab", "dest": "/x/f", "mode": "0644"}, "file /x/f: give exactly one of content and src"),
+    ({"content": "x", "dest": "/x/f", "mode": "rw"}, "file /x/f: mode 'rw' is not an octal mode"),
+    ({"content": "x", "dest": "/x/f", "mode": "0644", "owner": "no-such-account-here"}, "file /x/f: owner 'no-such-account-here' is no account"),
+    ({"content": "x", "dest": "/x/f", "mode": "0644", "validate": "sh -n"}, "validate 'sh -n' must contain %s"),
+    ({"content": "x", "dest": "/x/f", "mode": "0644", "src": "f"}, "unknown key(s) src"),
+    ({"content": "x", "dest": "/no/such/dir/f", "mode": "0644"}, "file /no/such/dir/f: its directory does not exist; list it in directories"),
+])
+def test_bad_file_requests_are_refused_with_the_value_and_the_fix(entry: Dict[str, Any], message: str) -> None:
+    with pytest.raises(paths.PathsError) as error:
+        paths.plan([], [], [entry])
+    assert message in str(error.value)
+
+
+def test_check_mode_predicts_a_file_whose_directory_an_earlier_task_would_have_made(tmp_path: Path) -> None:
+    entry = {"content": "{}", "dest": str(tmp_path / "not-yet" / "retrain.json"), "mode": "0640"}
+    with pytest.raises(paths.PathsError, match="its directory does not exist"):
+        paths.plan([], [], [entry])
+    assert paths.plan([], [], [entry], check=True)["changes"] == {entry["dest"]: ["created"]}
+
+
+@pytest.mark.bad_input
+def test_a_directory_where_a_file_belongs_and_a_file_listed_twice_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "wheel.whl").mkdir()
+    with pytest.raises(paths.PathsError, match="it exists but is not a regular file; move it away"):
+        paths.plan([], [], [{"content": "x", "dest": str(tmp_path / "wheel.whl"), "mode": "0644"}])
+    twice = {"content": "x", "dest": str(tmp_path / "f"), "mode": "0644"}
+    with pytest.raises(paths.PathsError, match="is listed twice"):
+        paths.plan([], [], [twice, twice])
+    assert not (tmp_path / "f").exists()
+
+
+# The action plugin in a real run: ansible-playbook against this machine (local connection), the collection
+# found as the checkout's ansible.cfg finds it.
+PLAY = """---
+- name: Put a role's directories and files in place.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Create the directory, copy the controller's files and write a fact.
+      pivoice.voice_appliance.paths_state:
+        directories:
+          - {path: "{{ root }}/wheels", mode: "0755"}
+        files:
+          - {src: "{{ src_dir }}/a.whl", dest: "{{ root }}/wheels/a.whl", mode: "0644"}
+          - {src: "{{ src_dir }}/b.whl", dest: "{{ root }}/wheels/b.whl", mode: "0640"}
+          - {content: "{{ {'n': 1} | to_nice_json }}\\n", dest: "{{ root }}/wheels/x.fact", mode: "0644",
+             validate: python3 -m json.tool %s}
+      register: placed
+
+    - name: Show what changed.
+      ansible.builtin.debug:
+        var: placed
+"""
+
+
+def _play(tmp: Path, root: Path, src_dir: Path, check: bool = False) -> Dict[str, Any]:
+    (tmp / "play.yml").write_text(PLAY)
+    (tmp / "hosts.ini").write_text("pi ansible_connection=local ansible_python_interpreter={}\n".format(sys.executable))
+    (tmp / "ansible.cfg").write_text("[defaults]\n")
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(tmp / "ansible.cfg"))
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp / "hosts.ini"), str(tmp / "play.yml"),
+           "-e", json.dumps({"root": str(root), "src_dir": str(src_dir)})] + (["--check", "--diff"] if check else [])
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    report = json.loads(proc.stdout)
+    task = report["plays"][0]["tasks"][0]["hosts"]["pi"]
+    return {"rc": proc.returncode, "task": task, "changed": report["stats"]["pi"]["changed"]}
+
+
+def test_the_action_plugin_sends_only_the_files_the_pi_lacks(tmp_path: Path) -> None:
+    src_dir, root = tmp_path / "cache", tmp_path / "pi"
+    src_dir.mkdir()
+    root.mkdir()
+    (src_dir / "a.whl").write_bytes(b"A" * 70000)
+    (src_dir / "b.whl").write_bytes(b"B" * 10)
+    checked = _play(tmp_path, root, src_dir, check=True)
+    assert checked["rc"] == 0 and checked["task"]["changed"] and not (root / "wheels").exists()
+    assert "sha256 {}".format(_sha(b"A" * 70000)[:12]) in checked["task"]["diff"]["after"]
+
+    cold = _play(tmp_path, root, src_dir)
+    assert cold["rc"] == 0, cold["task"].get("msg")
+    assert cold["task"]["files"] == [str(root / "wheels" / n) for n in ("a.whl", "b.whl", "x.fact")]
+    assert set(cold["task"]["changes"]) == {str(root / "wheels"), str(root / "wheels" / "a.whl"),
+                                            str(root / "wheels" / "b.whl"), str(root / "wheels" / "x.fact")}
+    assert (root / "wheels" / "a.whl").read_bytes() == b"A" * 70000 and _mode(root / "wheels" / "b.whl") == 0o640
+
+    warm = _play(tmp_path, root, src_dir)
+    assert warm["rc"] == 0 and warm["changed"] == 0 and warm["task"]["changes"] == {}
+
+    (root / "wheels" / "b.whl").write_bytes(b"tampered")  # drift: only this one is sent again
+    os.chmod(str(root / "wheels" / "a.whl"), 0o600)
+    repaired = _play(tmp_path, root, src_dir)
+    assert repaired["rc"] == 0 and repaired["task"]["changes"] == {str(root / "wheels" / "b.whl"): ["content"],
+                                                                   str(root / "wheels" / "a.whl"): ["mode"]}
+    assert (root / "wheels" / "b.whl").read_bytes() == b"B" * 10 and _mode(root / "wheels" / "a.whl") == 0o644
+
+
+@pytest.mark.bad_input
+def test_a_src_missing_on_the_controller_is_named(tmp_path: Path) -> None:
+    src_dir, root = tmp_path / "cache", tmp_path / "pi"
+    src_dir.mkdir()
+    root.mkdir()
+    (src_dir / "a.whl").write_bytes(b"A")
+    run = _play(tmp_path, root, src_dir)
+    assert run["rc"] != 0
+    assert "file {}: its src {} is not on the controller".format(root / "wheels" / "b.whl", src_dir / "b.whl") in run["task"]["msg"]
+    assert not (root / "wheels").exists(), "nothing on the Pi changed"
+
+
+def test_the_controller_measures_each_artifact_once_per_version(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "plugins" / "action"))
+    try:
+        action = _load("paths_state_action", REPO / "plugins" / "action" / "paths_state.py")
+    except ImportError:  # pragma: no cover - the controller venv has ansible-core
+        pytest.skip("ansible-core is not importable")
+    finally:
+        sys.path.pop(0)
+    artifact = tmp_path / "tools.tar.gz"
+    artifact.write_bytes(b"one")
+    assert action.measure(str(artifact)) == (_sha(b"one"), 3)
+    assert len([k for k in action._SUMS if k[0] == str(artifact)]) == 1
+    action.measure(str(artifact))
+    assert len([k for k in action._SUMS if k[0] == str(artifact)]) == 1
+    artifact.write_bytes(b"three")
+    assert action.measure(str(artifact)) == (_sha(b"three"), 5)
+
+
+def _filter() -> Any:
+    try:
+        return _load("file_copies_filter", REPO / "plugins" / "filter" / "file_copies.py")
+    except ImportError:  # pragma: no cover - the controller venv has ansible-core
+        pytest.skip("ansible-core is not importable")
+
+
+def test_file_copies_names_each_wheel_from_the_cache_to_the_pi() -> None:
+    assert _filter().file_copies(["a.whl", "b.whl"], "/cache/wheels/", "/opt/va/wheels") == [
+        {"src": "/cache/wheels/a.whl", "dest": "/opt/va/wheels/a.whl", "owner": "root", "group": "root", "mode": "0644"},
+        {"src": "/cache/wheels/b.whl", "dest": "/opt/va/wheels/b.whl", "owner": "root", "group": "root", "mode": "0644"}]
+    assert _filter().file_copies([], "/c", "/d") == []
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("names,message", [
+    ("a.whl", "expects a list of file names, got 'a.whl'"),
+    (["../etc/passwd"], "'../etc/passwd' is not a file name"),
+    ([""], "'' is not a file name"),
+])
+def test_file_copies_refuses_what_is_not_a_list_of_file_names(names: Any, message: str) -> None:
+    module = _filter()
+    with pytest.raises(module.AnsibleFilterError) as error:
+        module.file_copies(names, "/c", "/d")
+    assert message in str(error.value)
