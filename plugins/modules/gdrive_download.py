@@ -14,7 +14,6 @@ listing is cached on the controller (listing_cache), so a re-run asks Drive noth
 """
 from __future__ import annotations
 
-import hashlib
 import html.parser
 import http.cookiejar
 import os
@@ -27,6 +26,7 @@ from typing import Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.gdrive_folder import find_file, view_url
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import sha256_file
 
 DOCUMENTATION = r"""
 module: gdrive_download
@@ -77,14 +77,6 @@ class _ConfirmForm(html.parser.HTMLParser):
             self._in_form = False
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_html(response: "urllib.response.addinfourl") -> bool:  # type: ignore[name-defined]
     return "text/html" in (response.headers.get("Content-Type") or "")
 
@@ -120,7 +112,7 @@ def download(file_id: str, dest: str, expected: str, base_url: str, timeout: int
         with os.fdopen(handle, "wb") as out:
             for block in iter(lambda: response.read(1 << 20), b""):
                 out.write(block)
-        actual = _sha256(temp)
+        actual = sha256_file(temp)
         if expected and actual != expected:
             raise RuntimeError(
                 "The checksum of Google Drive file {} did not match {}; it was {}. {}The file at the source is not the "
@@ -175,8 +167,8 @@ def main() -> None:
     )
     params = module.params
     dest, expected = params["dest"], params["sha256"].lower()
-    if os.path.isfile(dest) and (not expected or _sha256(dest) == expected):
-        module.exit_json(changed=False, sha256=_sha256(dest), confirmed=False)
+    if os.path.isfile(dest) and (not expected or sha256_file(dest) == expected):
+        module.exit_json(changed=False, sha256=sha256_file(dest), confirmed=False)
     if module.check_mode:
         module.exit_json(changed=True)
     base, timeout, folder = params["base_url"], params["timeout"], params["folder_id"]

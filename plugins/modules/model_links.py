@@ -22,6 +22,8 @@ import os
 import shutil
 from typing import Any, Dict, List, Optional
 
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import fsync_dir
+
 DOCUMENTATION = r"""
 ---
 module: model_links
@@ -112,14 +114,6 @@ def _version_dir(models_dir: str, version: str, role: str) -> str:
     return path
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def set_link(models_dir: str, name: str, target: str) -> bool:
     """Point models_dir/name at target atomically (""/absent: remove it); whether it changed."""
     path = os.path.join(models_dir, name)
@@ -133,7 +127,7 @@ def set_link(models_dir: str, name: str, target: str) -> bool:
             os.unlink(temporary)
         os.symlink(target, temporary)
         os.replace(temporary, path)
-    _fsync_dir(models_dir)
+    fsync_dir(models_dir)
     return True
 
 
@@ -183,7 +177,7 @@ def apply(models_dir: str, result: Dict[str, Any]) -> None:
     """Carry out a plan: previous first (the rollback target is never lost), then current, then the rest."""
     if result["unverified"]:
         os.unlink(os.path.join(models_dir, result["unverified"], MARKER))
-        _fsync_dir(os.path.join(models_dir, result["unverified"]))
+        fsync_dir(os.path.join(models_dir, result["unverified"]))
     set_link(models_dir, "previous", result["previous"])
     set_link(models_dir, "current", result["current"])
     for name in result["removed"]:

@@ -15,8 +15,9 @@ import hmac
 import os
 import re
 import secrets
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence
+
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file
 
 DOCUMENTATION = r"""
 ---
@@ -127,26 +128,9 @@ def check_accounts(accounts: Sequence[Dict[str, Any]]) -> None:
 
 def _write(path: str, text: str, mode: int, uid: int = 0, gid: int = 0) -> None:
     """Write atomically with ``mode`` and owner (root unless not run as root)."""
-    directory = os.path.dirname(path)
-    fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        os.fchmod(fd, mode)
-        if os.geteuid() == 0:
-            os.fchown(fd, uid, gid)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    root = os.geteuid() == 0
+    replace_file(path, lambda handle: handle.write(text.encode("utf-8")), mode, uid if root else -1, gid if root else -1,
+                 prefix=".tmp-")
 
 
 def _read(path: str) -> Optional[str]:

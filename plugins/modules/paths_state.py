@@ -32,8 +32,9 @@ import shlex
 import shutil
 import stat
 import subprocess
-import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, BinaryIO, Dict, List, Optional
+
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file, sha256_file
 
 DOCUMENTATION = r"""
 ---
@@ -149,14 +150,6 @@ def _gid(name: str, path: str, kind: str = "directory") -> int:
         return int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
     except KeyError:
         raise PathsError("{} {}: group {!r} is no group on this machine; create it first".format(kind, path, name)) from None
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _state(path: str) -> str:
@@ -328,40 +321,27 @@ def apply(result: Dict[str, Any]) -> None:
 def _write(want: Dict[str, Any]) -> None:
     """The new content beside the destination: owner, mode, sum checked, validated, fsynced, then renamed over it."""
     dest = want["dest"]
-    directory = os.path.dirname(dest)
-    handle, temp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(dest) + ".")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            if want["content"] is not None:
-                out.write(want["content"])
-            else:
-                with open(want["staged"], "rb") as source:
-                    shutil.copyfileobj(source, out, 1 << 20)
-            out.flush()
-            if want["uid"] != -1 or want["gid"] != -1:
-                os.fchown(out.fileno(), want["uid"], want["gid"])
-            os.fchmod(out.fileno(), want["mode"])  # after chown, as for directories
-            os.fsync(out.fileno())
-        got = sha256_file(temp)
+
+    def fill(out: BinaryIO) -> None:
+        if want["content"] is not None:
+            out.write(want["content"])
+        else:
+            with open(want["staged"], "rb") as source:
+                shutil.copyfileobj(source, out, 1 << 20)
+
+    def check(temporary: str) -> None:
+        got = sha256_file(temporary)
         if got != want["sha256"]:
             raise PathsError("file {}: the content that reached the Pi has sha256 {}, not {}; nothing was replaced, run again".format(
                 dest, got, want["sha256"]))
         if want["validate"]:
-            argv = [temp if word == "%s" else word.replace("%s", temp) for word in shlex.split(want["validate"])]
+            argv = [word.replace("%s", temporary) for word in shlex.split(want["validate"])]
             done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
             if done.returncode != 0:
                 raise PathsError("file {}: the new content fails its validation ({}, exit {}): {}; the file was left as it was".format(
                     dest, want["validate"], done.returncode, done.stdout.strip()[-400:]))
-        os.rename(temp, dest)
-    except BaseException:
-        if os.path.lexists(temp):
-            os.unlink(temp)
-        raise
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+
+    replace_file(dest, fill, want["mode"], want["uid"], want["gid"], check)
 
 
 def diff(result: Dict[str, Any], before: Dict[str, str], after: Optional[Dict[str, str]] = None) -> Dict[str, str]:

@@ -13,12 +13,12 @@ The logic is plain stdlib (importable and testable without Ansible); ``main()`` 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 import time
 from typing import Any, Dict, Optional
+
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file, sha256_file
 
 DOCUMENTATION = r"""
 ---
@@ -76,14 +76,9 @@ def _link(path: str) -> str:
 
 def _sha256(path: str) -> str:
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        return sha256_file(path, follow=False)
     except OSError:
         return ""
-    digest = hashlib.sha256()
-    with os.fdopen(fd, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def observe(models_dir: str, scorer: str) -> Dict[str, str]:
@@ -109,24 +104,8 @@ def load(record: str) -> Optional[Dict[str, str]]:
 
 def save(record: str, state: Dict[str, str]) -> None:
     """Write the record atomically and durably, readable by root only."""
-    directory = os.path.dirname(record) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".rollout-state.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(state, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, record)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    text = json.dumps(state, indent=2, sort_keys=True) + "\n"
+    replace_file(record, lambda handle: handle.write(text.encode("utf-8")), 0o600, prefix=".rollout-state.")
 
 
 def remember(record: str, models_dir: str, scorer: str, write: bool = True) -> Dict[str, Any]:

@@ -27,6 +27,8 @@ import subprocess
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file
+
 DOCUMENTATION = r"""
 ---
 module: systemd_units
@@ -203,24 +205,8 @@ def write(directory: str, name: str, content: str) -> None:
     if not os.path.isdir(directory):
         os.mkdir(directory, 0o755)
         os.chmod(directory, 0o755)
-    fd, temporary = tempfile.mkstemp(prefix=".{}.".format(name), dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fchmod(handle.fileno(), MODE)
-            os.fchown(handle.fileno(), 0, 0)
-            os.fsync(handle.fileno())
-        os.rename(temporary, os.path.join(directory, name))
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_file(os.path.join(directory, name), lambda handle: handle.write(content.encode("utf-8")), MODE, 0, 0,
+                 prefix=".{}.".format(name))
 
 
 def unit_states(names: List[str], run: Runner = _run) -> Dict[str, Dict[str, str]]:

@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+"""Durable file writes and sums for the collection's modules (stdlib only, Python 3.9+).
+
+Every module that puts a file on the Pi writes it the same way: a temporary file beside the destination,
+its owner and mode set, its content fsynced and checked, then renamed over the destination and the
+directory fsynced. A reader sees the old file or the new one, never a part, and a power cut after the task
+reported success does not take the change back. A failure leaves the destination as it was and removes the
+temporary file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from typing import BinaryIO, Callable, Optional
+
+
+def sha256_file(path: str, follow: bool = True) -> str:
+    """The sha256 of a file's content (``follow=False`` refuses a link: OSError)."""
+    fd = os.open(path, os.O_RDONLY | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_dir(path: str) -> None:
+    """Make the directory's entries (a rename, a new link) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_file(dest: str, fill: Callable[[BinaryIO], None], mode: int, uid: int = -1, gid: int = -1,
+                 check: Optional[Callable[[str], None]] = None, prefix: str = "") -> None:
+    """Write ``dest`` atomically and durably: ``fill`` writes the content into a temporary file beside it, which
+    gets ``mode`` (and ``uid``/``gid`` unless -1) and is fsynced; ``check(temporary_path)`` may raise to refuse
+    it; then it is renamed over ``dest`` and the directory fsynced."""
+    directory = os.path.dirname(dest) or "."
+    fd, temporary = tempfile.mkstemp(prefix=prefix or "." + os.path.basename(dest) + ".", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fill(handle)
+            handle.flush()
+            if uid != -1 or gid != -1:
+                os.fchown(handle.fileno(), uid, gid)
+            os.fchmod(handle.fileno(), mode)  # after chown, which clears setuid/setgid bits
+            os.fsync(handle.fileno())
+        if check is not None:
+            check(temporary)
+        os.replace(temporary, dest)
+    except BaseException:
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        raise
+    fsync_dir(directory)
