@@ -237,6 +237,8 @@ def test_the_action_plugin_sends_only_the_files_the_pi_lacks(tmp_path: Path) -> 
 
     warm = _play(tmp_path, root, src_dir)
     assert warm["rc"] == 0 and warm["changed"] == 0 and warm["task"]["changes"] == {}
+    shown = json.dumps(warm["task"].get("invocation", {}))
+    assert '"n": 1' not in shown and "bytes, sha256" in shown, "a file's content is not echoed in the invocation"
 
     (root / "wheels" / "b.whl").write_bytes(b"tampered")  # drift: only this one is sent again
     os.chmod(str(root / "wheels" / "a.whl"), 0o600)

@@ -45,6 +45,20 @@ def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
     return dict(first, transfer=[])
 
 
+def masked(result: Dict[str, Any]) -> Dict[str, Any]:
+    """The result without the files' contents in its invocation (shown with -v): a content may be a secret one
+    day, and its size and sum say what was asked for."""
+    invocation = result.get("invocation")
+    if isinstance(invocation, dict) and isinstance(invocation.get("module_args"), dict):
+        args = dict(invocation["module_args"])
+        args["files"] = [dict(entry, content="({} bytes, sha256 {})".format(len(str(entry["content"]).encode("utf-8")), hashlib.sha256(
+                             str(entry["content"]).encode("utf-8")).hexdigest()[:12]))
+                         if isinstance(entry, dict) and entry.get("content") is not None else entry
+                         for entry in args.get("files") or []]
+        result = dict(result, invocation=dict(invocation, module_args=args))
+    return result
+
+
 class ActionModule(ActionBase):
     """Runs the module with the sums of the controller's files, then sends only what the Pi lacks."""
 
@@ -87,7 +101,7 @@ class ActionModule(ActionBase):
         first = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
         transfer = [dest for dest in first.get("transfer") or [] if dest in sources]
         if first.get("failed") or not transfer or self._task.check_mode:
-            result.update(first)
+            result.update(masked(first))
             return result
         made_tmp = self._connection._shell.tmpdir is None
         if made_tmp:
@@ -106,5 +120,5 @@ class ActionModule(ActionBase):
         finally:
             if made_tmp:
                 self._remove_tmp_path(self._connection._shell.tmpdir)
-        result.update(merge(first, second))
+        result.update(masked(merge(first, second)))
         return result
