@@ -89,9 +89,7 @@ class ActionModule(ActionBase):
     def run(self, tmp: Any = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp
-        args = dict(self._task.args)
-        if "staged" in args:
-            raise AnsibleError("paths_state: staged is set by this action plugin, not by a task")
+        args = dict(self._task.args)  # (staged, the second call's, is not among _VALID_ARGS: a task cannot set it)
         try:
             wire, sources = self._wire(list(args.get("files") or []))
         except AnsibleError as error:
