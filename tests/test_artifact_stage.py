@@ -141,7 +141,11 @@ class Stage:
         failures = [msg for play in report["plays"] for task in play["tasks"] for res in task["hosts"].values()
                     if res.get("failed")
                     for msg in [res.get("msg", "")] + [r.get("msg", "") for r in res.get("results", []) if r.get("failed")]]
-        return {"rc": proc.returncode, "stats": report["stats"], "failures": failures}
+        # How many items each task worked on (a loop's results; 1 for a task without a loop that was not skipped).
+        items = {task["task"]["name"]: max(len(res.get("results", [])) if "results" in res else int(not res.get("skipped"))
+                                           for res in task["hosts"].values())
+                 for play in report["plays"] for task in play["tasks"] if task["hosts"]}
+        return {"rc": proc.returncode, "stats": report["stats"], "failures": failures, "items": items}
 
 
 @pytest.fixture
@@ -168,6 +172,65 @@ def test_a_fleet_downloads_each_artifact_once_and_a_rerun_transfers_nothing(stag
 
     checked = stage.run(check=True)
     assert checked["rc"] == 0 and _changed(checked) == 0, checked
+
+    # A converged cache is read once; no fetch task works on any artifact (no client is started, no directory made).
+    fetching = {name: count for name, count in again["items"].items() if "Fetch each" in name or "artifact cache" in name}
+    assert len(fetching) == 4 and not any(fetching.values()), fetching
+
+
+def test_a_damaged_cached_artifact_is_fetched_again_and_only_it(stage: Stage, origin: Origin) -> None:
+    assert stage.run()["rc"] == 0
+    cached = stage.cache / "beta" / "1.0" / "beta.bin"
+    cached.write_bytes(b"bit rot")
+    gets_before = len(origin.gets())
+
+    repaired = stage.run()
+    assert repaired["rc"] == 0 and _changed(repaired) == 1, repaired
+    assert origin.gets()[gets_before:] == ["/beta/1.0/beta.bin"], "only the damaged artifact is fetched again"
+    assert _sha256(cached) == stage.catalog["artifacts"]["beta"]["1.0"]["any"]["sha256"]
+    assert [count for name, count in repaired["items"].items() if "Fetch each artifact once by its location" in name] == [1]
+
+
+def _pending_filter() -> Any:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("artifact_cache_filter", REPO / "plugins" / "filter" / "artifact_cache.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_artifacts_pending_lists_what_the_cache_lacks_or_holds_wrongly(tmp_path: Path) -> None:
+    module = _pending_filter()
+    good, bad = tmp_path / "a" / "1" / "a.bin", tmp_path / "b" / "1" / "b.bin"
+    for path in (good, bad):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(path.name.encode())
+    catalog = {"a": {"1": {"x": {"filename": "a.bin", "sha256": _sha256(good)}}},
+               "b": {"1": {"x": {"filename": "b.bin", "sha256": "0" * 64}}},
+               "c": {"1": {"x": {"filename": "c.bin", "sha256": "1" * 64}}},
+               "d": {"1": {"x": {"filename": "b.bin"}}}}
+    items = [{"name": n, "version": "1", "variant": "x"} for n in "abcda"]
+    # a: held; b: another sum; c: missing; d: no sum known (first use) -> fetched and measured as before.
+    assert [i["name"] for i in module.artifacts_pending(items, catalog, {}, str(tmp_path))] == ["b", "c", "d"]
+    # A sum recorded on first use counts like a pinned one.
+    (tmp_path / "d" / "1").mkdir(parents=True)
+    (tmp_path / "d" / "1" / "b.bin").write_bytes(b"b.bin")
+    trusted = {"d": {"1": {"x": _sha256(bad)}}}
+    assert [i["name"] for i in module.artifacts_pending(items, catalog, trusted, str(tmp_path))] == ["b", "c"]
+    assert module.artifacts_pending([], catalog, {}, str(tmp_path)) == []
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("items,message", [
+    ("alpha", "expects a list"),
+    ([{"name": "a"}], "needs name, version and variant"),
+    ([{"name": "zzz", "version": "1", "variant": "x"}], "zzz 1 x is not in the artifact table"),
+])
+def test_artifacts_pending_refuses_a_malformed_request(tmp_path: Path, items: Any, message: str) -> None:
+    from ansible.errors import AnsibleFilterError
+    with pytest.raises(AnsibleFilterError, match=message):
+        _pending_filter().artifacts_pending(items, {}, {}, str(tmp_path))
 
 
 @pytest.mark.fault
