@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""Durable file writes and sums for the collection's modules (stdlib only, Python 3.9+).
+"""Durable file writes, links and sums for the collection's modules (stdlib only, Python 3.9+).
 
 Every module that puts a file on the Pi writes it the same way: a temporary file beside the destination,
 its owner and mode set, its content fsynced and checked, then renamed over the destination and the
@@ -32,6 +32,32 @@ def fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_link(directory: str, name: str) -> str:
+    """Where directory/name points ("" when it is no link or missing)."""
+    try:
+        return os.readlink(os.path.join(directory, name))
+    except OSError:
+        return ""
+
+
+def set_link(directory: str, name: str, target: str) -> bool:
+    """Point directory/name at target atomically: a new link beside it renamed over it, then the directory fsynced
+    (a reader sees the old or the new target, never none); "" removes it. Whether anything changed."""
+    path = os.path.join(directory, name)
+    if read_link(directory, name) == target and (target or not os.path.lexists(path)):
+        return False
+    if not target:
+        os.unlink(path)
+    else:
+        temporary = os.path.join(directory, ".{}.new-{}".format(name, os.getpid()))
+        if os.path.lexists(temporary):
+            os.unlink(temporary)
+        os.symlink(target, temporary)
+        os.replace(temporary, path)
+    fsync_dir(directory)
+    return True
 
 
 def replace_file(dest: str, fill: Callable[[BinaryIO], None], mode: int, uid: int = -1, gid: int = -1,

@@ -22,7 +22,7 @@ import os
 import shutil
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import fsync_dir
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import fsync_dir, read_link, set_link
 
 DOCUMENTATION = r"""
 ---
@@ -98,13 +98,6 @@ class LinksError(Exception):
     """A request the links cannot follow; the message names the value and the fix."""
 
 
-def read_link(models_dir: str, name: str) -> str:
-    try:
-        return os.readlink(os.path.join(models_dir, name))
-    except OSError:
-        return ""
-
-
 def _version_dir(models_dir: str, version: str, role: str) -> str:
     if not version or version in (".", "..") or "/" in version or version in ("current", "previous") or version.startswith("."):
         raise LinksError("{} must be a version directory's name inside {}; got {!r}".format(role, models_dir, version))
@@ -112,23 +105,6 @@ def _version_dir(models_dir: str, version: str, role: str) -> str:
     if not os.path.isdir(path) or os.path.islink(path):
         raise LinksError("{} {!r} is not a version in {} (no such directory); nothing was changed".format(role, version, models_dir))
     return path
-
-
-def set_link(models_dir: str, name: str, target: str) -> bool:
-    """Point models_dir/name at target atomically (""/absent: remove it); whether it changed."""
-    path = os.path.join(models_dir, name)
-    if read_link(models_dir, name) == target and (target or not os.path.lexists(path)):
-        return False
-    if not target:
-        os.unlink(path)
-    else:
-        temporary = os.path.join(models_dir, ".{}.new-{}".format(name, os.getpid()))
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-        os.symlink(target, temporary)
-        os.replace(temporary, path)
-    fsync_dir(models_dir)
-    return True
 
 
 def plan(models_dir: str, action: str, version: str = "", keep: int = 0, current: str = "",
