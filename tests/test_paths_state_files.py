@@ -146,6 +146,84 @@ def test_check_mode_plans_files_without_writing_and_the_diff_names_the_sums(tmp_
     assert "0640 sha256 {}".format(_sha(b'{"a": 1}\n')[:12]) in shown["after"]
 
 
+class _Exit(Exception):
+    """exit_json or fail_json of the stand-in module: the result the module returns."""
+
+
+def _main(monkeypatch: pytest.MonkeyPatch, params: Dict[str, Any], diff: bool, check: bool = False) -> Dict[str, Any]:
+    """The module's main() as Ansible runs it on the Pi, with AnsibleModule standing in."""
+    basic = pytest.importorskip("ansible.module_utils.basic")
+
+    class Module:
+        def __init__(self, argument_spec: Dict[str, Any], supports_check_mode: bool) -> None:
+            assert supports_check_mode
+            self.params = dict({name: spec["default"] for name, spec in argument_spec.items()}, **params)
+            self.check_mode, self._diff = check, diff
+
+        def exit_json(self, **out: Any) -> None:
+            raise _Exit(out)
+
+        def fail_json(self, **out: Any) -> None:
+            raise _Exit(dict(out, failed=True))
+
+    monkeypatch.setattr(basic, "AnsibleModule", Module)
+    with pytest.raises(_Exit) as done:
+        paths.main()
+    return done.value.args[0]  # type: ignore[no-any-return]
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> Dict[str, int]:
+    """Counts the module's sums of files and its diff lines."""
+    calls = {"sha256_file": 0, "_state": 0}
+    for name in calls:
+        original = getattr(paths, name)
+
+        def counted(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(paths, name, counted)
+    return calls
+
+
+def _changing(tmp_path: Path) -> Dict[str, Any]:
+    """A file whose content changes (same size: the plan sums it), one whose mode changes and a new directory."""
+    config, script = tmp_path / "retrain.json", tmp_path / "reload.sh"
+    config.write_text('{"a": 1}\n')
+    script.write_text("#!/bin/sh\n")
+    os.chmod(str(config), 0o644)
+    os.chmod(str(script), 0o700)
+    return {"directories": [{"path": str(tmp_path / "new"), "mode": "0755"}],
+            "files": [{"content": '{"a": 2}\n', "dest": str(config), "mode": "0644"},
+                      {"content": "#!/bin/sh\n", "dest": str(script), "mode": "0755"}]}
+
+
+def test_without_diff_the_module_describes_no_path_and_sums_each_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = _changing(tmp_path)
+    calls = _counting(monkeypatch)
+    out = _main(monkeypatch, params, diff=False)
+    assert out == {"changed": True, "transfer": [], "files": [str(tmp_path / "retrain.json"), str(tmp_path / "reload.sh")],
+                   "changes": {str(tmp_path / "new"): ["created"], str(tmp_path / "retrain.json"): ["content"],
+                               str(tmp_path / "reload.sh"): ["mode"]}}
+    assert calls == {"sha256_file": 3, "_state": 0}, "the plan sums both files, the written one is checked; no diff"
+    assert (tmp_path / "retrain.json").read_text() == '{"a": 2}\n' and _mode(tmp_path / "reload.sh") == 0o755
+
+
+def test_the_diff_reuses_the_sums_the_plan_computed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = _changing(tmp_path)
+    calls = _counting(monkeypatch)
+    out = _main(monkeypatch, params, diff=True)
+    assert calls["sha256_file"] == 3, "as without the diff: its lines take the sums the plan and the write computed"
+    config, script, new, owned = tmp_path / "retrain.json", tmp_path / "reload.sh", tmp_path / "new", "{}:{}".format(ME, MY_GROUP)
+    assert out["diff"] == {
+        "before": "{}: absent\n{}: file {} 0700 sha256 {}\n{}: file {} 0644 sha256 {}\n".format(
+            new, script, owned, _sha(b"#!/bin/sh\n")[:12], config, owned, _sha(b'{"a": 1}\n')[:12]),
+        "after": "{}: directory {} 0755\n{}: file {} 0755 sha256 {}\n{}: file {} 0644 sha256 {}\n".format(
+            new, owned, script, owned, _sha(b"#!/bin/sh\n")[:12], config, owned, _sha(b'{"a": 2}\n')[:12])}
+    assert out["diff"]["after"] == "".join(paths._state(p) + "\n" for p in sorted(out["changes"])), "what is on disk now"
+    checked = _main(monkeypatch, _changing(tmp_path / "new"), diff=True, check=True)
+    assert "sha256 {}".format(_sha(b'{"a": 2}\n')[:12]) in checked["diff"]["after"] and not (tmp_path / "new" / "new").exists()
+
+
 @pytest.mark.bad_input
 @pytest.mark.parametrize("entry,message", [
     ({"content": "x", "dest": "relative/file", "mode": "0644"}, "file 'relative/file': the destination must be absolute"),

@@ -152,8 +152,8 @@ def _gid(name: str, path: str, kind: str = "directory") -> int:
         raise PathsError("{} {}: group {!r} is no group on this machine; create it first".format(kind, path, name)) from None
 
 
-def _state(path: str) -> str:
-    """One line that describes a path, for the diff."""
+def _state(path: str, known: Optional[str] = None) -> str:
+    """One line that describes a path, for the diff; ``known`` is a regular file's sha256 when already computed."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -161,7 +161,17 @@ def _state(path: str) -> str:
     if stat.S_ISDIR(st.st_mode):
         return "{}: directory {} {:04o}".format(path, _owner_group(st.st_uid, st.st_gid), stat.S_IMODE(st.st_mode))
     return "{}: file {} {:04o} sha256 {}".format(path, _owner_group(st.st_uid, st.st_gid), stat.S_IMODE(st.st_mode),
-                                                 sha256_file(path)[:12] if stat.S_ISREG(st.st_mode) else "-")
+                                                 (known or sha256_file(path))[:12] if stat.S_ISREG(st.st_mode) else "-")
+
+
+def states(result: Dict[str, Any], after: bool = False) -> Dict[str, str]:
+    """The diff's line per changed path, before ``apply`` or (``after``) once it ran, without the files sent later.
+
+    A file's sum is not computed again where it is known: before, the one the plan computed (when the size
+    matched); after, the wanted one, which a written file was checked against and an unchanged content has.
+    """
+    known = {want["dest"]: want["sha256"] if after else want["found"] for want in result.get("files", [])}
+    return {path: _state(path, known.get(path)) for path in result["changes"] if not (after and path in result["transfer"])}
 
 
 def _owner_group(uid: int, gid: int) -> str:
@@ -201,7 +211,7 @@ def _plan_file(entry: Dict[str, Any], staged: Dict[str, str], coming: Any = (), 
                             "content": content, "validate": validate,
                             "sha256": hashlib.sha256(content).hexdigest() if content is not None else str(entry["sha256"]),
                             "size": len(content) if content is not None else int(entry.get("size", -1)),
-                            "staged": staged.get(dest), "what": []}
+                            "staged": staged.get(dest), "found": None, "what": []}
     try:
         st = os.stat(dest)
     except FileNotFoundError:
@@ -216,7 +226,9 @@ def _plan_file(entry: Dict[str, Any], staged: Dict[str, str], coming: Any = (), 
         raise PathsError("file {}: it exists but is not a regular file; move it away".format(dest))
     if entry.get("force", True) in (False, "false", "no", "False"):
         return want  # a seed that is there belongs to its users
-    if st.st_size != want["size"] or sha256_file(dest) != want["sha256"]:
+    if st.st_size == want["size"]:
+        want["found"] = sha256_file(dest)  # (the diff shows it too)
+    if want["found"] != want["sha256"]:
         want["what"].append("content")
     want["what"] += [name for name, differs in (("owner", want["uid"] not in (-1, st.st_uid)),
                                                 ("group", want["gid"] not in (-1, st.st_gid)),
@@ -368,7 +380,7 @@ def _predicted(result: Dict[str, Any], path: str) -> str:
     return "{}: absent".format(path)
 
 
-def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
+def main() -> None:
     from ansible.module_utils.basic import AnsibleModule
 
     module = AnsibleModule(
@@ -380,10 +392,10 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
     try:
         result = plan(module.params["directories"], module.params["absent"], module.params["files"], module.params["staged"],
                       module.check_mode)
-        before = {path: _state(path) for path in result["changes"]}
+        before = states(result) if module._diff else {}
         if result["changed"] and not module.check_mode:
             apply(result)
-        after = None if module.check_mode else {path: _state(path) for path in result["changes"] if path not in result["transfer"]}
+        after = states(result, after=True) if module._diff and not module.check_mode else None
     except (PathsError, OSError) as error:
         module.fail_json(msg=str(error))
     out: Dict[str, Any] = {"changed": result["changed"], "changes": result["changes"], "transfer": result["transfer"],
