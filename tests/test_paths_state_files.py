@@ -338,22 +338,29 @@ def test_a_src_missing_on_the_controller_is_named(tmp_path: Path) -> None:
     assert not (root / "wheels").exists(), "nothing on the Pi changed"
 
 
-def test_the_controller_measures_each_artifact_once_per_version(tmp_path: Path) -> None:
+def _action() -> Any:
     sys.path.insert(0, str(REPO / "plugins" / "action"))
     try:
-        action = _load("paths_state_action", REPO / "plugins" / "action" / "paths_state.py")
+        return _load("paths_state_action", REPO / "plugins" / "action" / "paths_state.py")
     except ImportError:  # pragma: no cover - the controller venv has ansible-core
         pytest.skip("ansible-core is not importable")
     finally:
         sys.path.pop(0)
+
+
+def test_the_controller_measures_each_artifact_once_per_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    action = _action()
+    assert action.sha256_file is paths.sha256_file, "the modules' own sum (module_utils/durable), not a copy"
+    sums: List[str] = []
+    monkeypatch.setattr(action, "sha256_file", lambda path: sums.append(path) or paths.sha256_file(path))
     artifact = tmp_path / "tools.tar.gz"
     artifact.write_bytes(b"one")
     assert action.measure(str(artifact)) == (_sha(b"one"), 3)
     assert len([k for k in action._SUMS if k[0] == str(artifact)]) == 1
     action.measure(str(artifact))
-    assert len([k for k in action._SUMS if k[0] == str(artifact)]) == 1
+    assert len([k for k in action._SUMS if k[0] == str(artifact)]) == 1 and sums == [str(artifact)]
     artifact.write_bytes(b"three")
-    assert action.measure(str(artifact)) == (_sha(b"three"), 5)
+    assert action.measure(str(artifact)) == (_sha(b"three"), 5) and sums == [str(artifact)] * 2
 
 
 def _filter() -> Any:

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import sha256_file
 
 MODULE = "pivoice.voice_appliance.paths_state"
 
@@ -28,11 +29,7 @@ def measure(path: str) -> Tuple[str, int]:
     st = os.stat(path)
     key = (path, st.st_size, st.st_mtime_ns)
     if key not in _SUMS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _SUMS[key] = digest.hexdigest()
+        _SUMS[key] = sha256_file(path)
     return _SUMS[key], st.st_size
 
 
