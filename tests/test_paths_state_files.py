@@ -234,6 +234,7 @@ def test_the_diff_reuses_the_sums_the_plan_computed(tmp_path: Path, monkeypatch:
     ({"content": "x", "dest": "/x/f", "mode": "0644", "validate": "sh -n"}, "validate 'sh -n' must contain %s"),
     ({"content": "x", "dest": "/x/f", "mode": "0644", "src": "f"}, "unknown key(s) src"),
     ({"content": "x", "dest": "/no/such/dir/f", "mode": "0644"}, "file /no/such/dir/f: its directory does not exist; list it in directories"),
+    ({"content": "x", "dest": "/x/f", "mode": "0644", "force": "no"}, "file /x/f: force 'no' is not true or false"),
 ])
 def test_bad_file_requests_are_refused_with_the_value_and_the_fix(entry: Dict[str, Any], message: str) -> None:
     with pytest.raises(paths.PathsError) as error:
@@ -283,8 +284,8 @@ PLAY = """---
 """
 
 
-def _play(tmp: Path, root: Path, src_dir: Path, check: bool = False) -> Dict[str, Any]:
-    (tmp / "play.yml").write_text(PLAY)
+def _play(tmp: Path, root: Path, src_dir: Path, check: bool = False, play: str = PLAY) -> Dict[str, Any]:
+    (tmp / "play.yml").write_text(play)
     (tmp / "hosts.ini").write_text("pi ansible_connection=local ansible_python_interpreter={}\n".format(sys.executable))
     (tmp / "ansible.cfg").write_text("[defaults]\n")
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(tmp / "ansible.cfg"))
@@ -336,6 +337,35 @@ def test_a_src_missing_on_the_controller_is_named(tmp_path: Path) -> None:
     assert run["rc"] != 0
     assert "file {}: its src {} is not on the controller".format(root / "wheels" / "b.whl", src_dir / "b.whl") in run["task"]["msg"]
     assert not (root / "wheels").exists(), "nothing on the Pi changed"
+
+
+SEEDS = """---
+- name: Seed files whose force is given as Ansible's strings.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Seed the files.
+      pivoice.voice_appliance.paths_state:
+        files:
+          - {content: "seed\\n", dest: "{{ root }}/no.ini", mode: "0644", force: "no"}
+          - {content: "seed\\n", dest: "{{ root }}/off.ini", mode: "0644", force: "off"}
+          - {content: "seed\\n", dest: "{{ root }}/yes.ini", mode: "0644", force: "yes"}
+"""
+
+
+def test_force_is_read_as_ansible_reads_a_boolean(tmp_path: Path) -> None:
+    src_dir, root = tmp_path / "cache", tmp_path / "pi"
+    src_dir.mkdir()
+    root.mkdir()
+    first = _play(tmp_path, root, src_dir, play=SEEDS)
+    assert first["rc"] == 0 and set(first["task"]["changes"]) == {str(root / n) for n in ("no.ini", "off.ini", "yes.ini")}
+    for name in ("no.ini", "off.ini", "yes.ini"):
+        (root / name).write_text("the user's own\n")
+    again = _play(tmp_path, root, src_dir, play=SEEDS)
+    assert again["rc"] == 0 and again["task"]["changes"] == {str(root / "yes.ini"): ["content"]}
+    assert [(root / n).read_text() for n in ("no.ini", "off.ini", "yes.ini")] == ["the user's own\n"] * 2 + ["seed\n"]
+    wrong = _play(tmp_path, root, src_dir, play=SEEDS.replace('force: "yes"', 'force: "maybe"'))
+    assert wrong["rc"] != 0 and "file {}: force 'maybe' is not a boolean (true or false)".format(root / "yes.ini") in wrong["task"]["msg"]
 
 
 def _action() -> Any:

@@ -15,6 +15,7 @@ import os
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import sha256_file
 
@@ -69,6 +70,14 @@ class ActionModule(ActionBase):
             if not isinstance(entry, dict):
                 raise AnsibleError("paths_state: each entry of files must be a dict with dest, got {!r}".format(entry))
             entry = dict(entry)
+            if entry.get("force") is None:
+                entry.pop("force", None)  # not given (true)
+            else:  # yes/no, "false", 0 as Ansible reads them; the module takes true or false
+                try:
+                    entry["force"] = boolean(entry["force"], strict=True)
+                except TypeError:
+                    raise AnsibleError("paths_state: file {}: force {!r} is not a boolean (true or false)".format(
+                        entry.get("dest"), entry["force"])) from None
             src = entry.pop("src", None)
             if src is not None:
                 if entry.get("content") is not None:

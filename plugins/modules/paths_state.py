@@ -204,6 +204,8 @@ def _plan_file(entry: Dict[str, Any], staged: Dict[str, str], coming: Any = (), 
     validate = str(entry.get("validate") or "")
     if validate and "%s" not in validate:
         raise PathsError("file {}: validate {!r} must contain %s (where the new content's path goes)".format(dest, validate))
+    if not isinstance(entry.get("force", True), bool):  # (the action plugin makes a task's yes/no one)
+        raise PathsError("file {}: force {!r} is not true or false".format(dest, entry["force"]))
     owner, group = str(entry.get("owner") or ""), str(entry.get("group") or "")
     content = None if not has_content else str(entry["content"]).encode("utf-8")
     want: Dict[str, Any] = {"dest": dest, "uid": _uid(owner, dest, "file") if owner else -1,
@@ -224,7 +226,7 @@ def _plan_file(entry: Dict[str, Any], staged: Dict[str, str], coming: Any = (), 
         return want
     if not stat.S_ISREG(st.st_mode):
         raise PathsError("file {}: it exists but is not a regular file; move it away".format(dest))
-    if entry.get("force", True) in (False, "false", "no", "False"):
+    if not entry.get("force", True):
         return want  # a seed that is there belongs to its users
     if st.st_size == want["size"]:
         want["found"] = sha256_file(dest)  # (the diff shows it too)
