@@ -339,6 +339,63 @@ def test_a_src_missing_on_the_controller_is_named(tmp_path: Path) -> None:
     assert not (root / "wheels").exists(), "nothing on the Pi changed"
 
 
+SUMS = """---
+- name: Copy a controller file whose sum is recorded.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Create the directory and copy the file.
+      pivoice.voice_appliance.paths_state:
+        directories:
+          - {path: "{{ root }}/wheels", mode: "0755"}
+        files:
+          - {src: "{{ src_dir }}/a.whl", dest: "{{ root }}/wheels/a.whl", mode: "0644", sha256: "SUM", fix: "Stage it again."}
+"""
+
+
+@pytest.mark.bad_input
+def test_a_src_whose_sum_is_not_the_expected_one_is_refused_before_the_pi_changes(tmp_path: Path) -> None:
+    src_dir, root = tmp_path / "cache", tmp_path / "pi"
+    src_dir.mkdir()
+    root.mkdir()
+    (src_dir / "a.whl").write_bytes(b"A damaged")
+    damaged = _play(tmp_path, root, src_dir, play=SUMS.replace("SUM", _sha(b"A")))
+    assert damaged["rc"] != 0 and damaged["task"]["msg"] == (
+        "paths_state: file {}: its src {} has sha256 {}, not the expected {}: it is damaged or not the file that was meant, "
+        "and nothing was changed on the Pi. Stage it again.".format(root / "wheels" / "a.whl", src_dir / "a.whl", _sha(b"A damaged"),
+                                                                     _sha(b"A")))
+    assert list(root.iterdir()) == [], "nothing on the Pi changed (not even the directory of the same call)"
+
+    (src_dir / "a.whl").write_bytes(b"A")
+    right = _play(tmp_path, root, src_dir, play=SUMS.replace("SUM", _sha(b"A").upper()))
+    assert right["rc"] == 0 and (root / "wheels" / "a.whl").read_bytes() == b"A"
+
+    (src_dir / "a.whl").unlink()
+    missing = _play(tmp_path, root, src_dir, play=SUMS.replace("SUM", _sha(b"A")))
+    assert missing["rc"] != 0 and missing["task"]["msg"].startswith("paths_state: file {}: its src {} is not on the controller (".format(
+        root / "wheels" / "a.whl", src_dir / "a.whl"))
+    assert missing["task"]["msg"].endswith("). Stage it again.") and (root / "wheels" / "a.whl").read_bytes() == b"A"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("entry,message", [
+    ('{src: "{{ src_dir }}/a.whl", dest: "{{ root }}/a.whl", mode: "0644", sha256: "a1b2", fix: "Stage it again."}',
+     "file {root}/a.whl: the sha256 expected of its src {src_dir}/a.whl is 'a1b2', not a sha256 sum (64 hexadecimal digits); "
+     "nothing was changed on the Pi. Stage it again."),
+    ('{content: "x", dest: "{{ root }}/a.whl", mode: "0644", sha256: "' + "0" * 64 + '"}',
+     "file {root}/a.whl: sha256 and fix belong to a src"),
+])
+def test_a_sum_that_cannot_be_checked_is_refused(tmp_path: Path, entry: str, message: str) -> None:
+    src_dir, root = tmp_path / "cache", tmp_path / "pi"
+    src_dir.mkdir()
+    root.mkdir()
+    (src_dir / "a.whl").write_bytes(b"A")
+    play = SUMS.replace(SUMS[SUMS.index("{src:"):SUMS.index("\n", SUMS.index("{src:"))], entry)
+    run = _play(tmp_path, root, src_dir, play=play)
+    assert run["rc"] != 0 and message.format(root=root, src_dir=src_dir) in run["task"]["msg"]
+    assert list(root.iterdir()) == []
+
+
 SEEDS = """---
 - name: Seed files whose force is given as Ansible's strings.
   hosts: all

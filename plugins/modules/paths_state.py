@@ -65,8 +65,13 @@ options:
       - The files, each with C(dest) (absolute), C(mode), optionally C(owner) and C(group) (as for
         O(directories)), and its content as C(content) (a string) or C(src) (a file on the controller, found as
         ansible.builtin.copy finds it).
-      - C(force) false writes the file only when it does not exist and then leaves it alone (a seed that
-        belongs to its users afterwards).
+      - With C(src), C(sha256) is the sum the controller's file must have (64 hexadecimal digits, such as the record
+        beside a staged artifact); the action plugin refuses a src whose sum differs, naming both sums, before
+        anything changes on the Pi.
+      - With C(src), C(fix) is a sentence that ends the refusal of a src that is missing or differs from C(sha256)
+        (who makes the file and how, such as the playbook that stages it).
+      - C(force) false (any boolean Ansible reads, such as C(no)) writes the file only when it does not exist and then
+        leaves it alone (a seed that belongs to its users afterwards).
       - C(validate) is a command with C(%s), run on the new content before it replaces the destination
         (for example C(python3 -m json.tool %s)).
       - The directory of each file must exist (list it in O(directories) of the same call).
@@ -101,7 +106,9 @@ EXAMPLES = r"""
       - {path: /opt/voice-appliance/wheels, owner: root, group: root, mode: "0755"}
     files:
       - {src: /home/me/.cache/pi-voice/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl,
-         dest: /opt/voice-appliance/wheels/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl, owner: root, group: root, mode: "0644"}
+         dest: /opt/voice-appliance/wheels/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl, owner: root, group: root, mode: "0644",
+         sha256: "{{ lookup('ansible.builtin.file', '/home/me/.cache/pi-voice/deepspeech.sha256') }}",
+         fix: "Stage it again with ansible-playbook playbooks/stage.yml."}
       - {content: '{"flavour": "tflite"}', dest: /etc/ansible/facts.d/deepspeech.fact, owner: root, group: root,
          mode: "0644", validate: python3 -m json.tool %s}
 """
