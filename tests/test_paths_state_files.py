@@ -146,6 +146,84 @@ def test_check_mode_plans_files_without_writing_and_the_diff_names_the_sums(tmp_
     assert "0640 sha256 {}".format(_sha(b'{"a": 1}\n')[:12]) in shown["after"]
 
 
+class _Exit(Exception):
+    """exit_json or fail_json of the stand-in module: the result the module returns."""
+
+
+def _main(monkeypatch: pytest.MonkeyPatch, params: Dict[str, Any], diff: bool, check: bool = False) -> Dict[str, Any]:
+    """The module's main() as Ansible runs it on the Pi, with AnsibleModule standing in."""
+    basic = pytest.importorskip("ansible.module_utils.basic")
+
+    class Module:
+        def __init__(self, argument_spec: Dict[str, Any], supports_check_mode: bool) -> None:
+            assert supports_check_mode
+            self.params = dict({name: spec["default"] for name, spec in argument_spec.items()}, **params)
+            self.check_mode, self._diff = check, diff
+
+        def exit_json(self, **out: Any) -> None:
+            raise _Exit(out)
+
+        def fail_json(self, **out: Any) -> None:
+            raise _Exit(dict(out, failed=True))
+
+    monkeypatch.setattr(basic, "AnsibleModule", Module)
+    with pytest.raises(_Exit) as done:
+        paths.main()
+    return done.value.args[0]  # type: ignore[no-any-return]
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> Dict[str, int]:
+    """Counts the module's sums of files and its diff lines."""
+    calls = {"sha256_file": 0, "_state": 0}
+    for name in calls:
+        original = getattr(paths, name)
+
+        def counted(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(paths, name, counted)
+    return calls
+
+
+def _changing(tmp_path: Path) -> Dict[str, Any]:
+    """A file whose content changes (same size: the plan sums it), one whose mode changes and a new directory."""
+    config, script = tmp_path / "retrain.json", tmp_path / "reload.sh"
+    config.write_text('{"a": 1}\n')
+    script.write_text("#!/bin/sh\n")
+    os.chmod(str(config), 0o644)
+    os.chmod(str(script), 0o700)
+    return {"directories": [{"path": str(tmp_path / "new"), "mode": "0755"}],
+            "files": [{"content": '{"a": 2}\n', "dest": str(config), "mode": "0644"},
+                      {"content": "#!/bin/sh\n", "dest": str(script), "mode": "0755"}]}
+
+
+def test_without_diff_the_module_describes_no_path_and_sums_each_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = _changing(tmp_path)
+    calls = _counting(monkeypatch)
+    out = _main(monkeypatch, params, diff=False)
+    assert out == {"changed": True, "transfer": [], "files": [str(tmp_path / "retrain.json"), str(tmp_path / "reload.sh")],
+                   "changes": {str(tmp_path / "new"): ["created"], str(tmp_path / "retrain.json"): ["content"],
+                               str(tmp_path / "reload.sh"): ["mode"]}}
+    assert calls == {"sha256_file": 3, "_state": 0}, "the plan sums both files, the written one is checked; no diff"
+    assert (tmp_path / "retrain.json").read_text() == '{"a": 2}\n' and _mode(tmp_path / "reload.sh") == 0o755
+
+
+def test_the_diff_reuses_the_sums_the_plan_computed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = _changing(tmp_path)
+    calls = _counting(monkeypatch)
+    out = _main(monkeypatch, params, diff=True)
+    assert calls["sha256_file"] == 3, "as without the diff: its lines take the sums the plan and the write computed"
+    config, script, new, owned = tmp_path / "retrain.json", tmp_path / "reload.sh", tmp_path / "new", "{}:{}".format(ME, MY_GROUP)
+    assert out["diff"] == {
+        "before": "{}: absent\n{}: file {} 0700 sha256 {}\n{}: file {} 0644 sha256 {}\n".format(
+            new, script, owned, _sha(b"#!/bin/sh\n")[:12], config, owned, _sha(b'{"a": 1}\n')[:12]),
+        "after": "{}: directory {} 0755\n{}: file {} 0755 sha256 {}\n{}: file {} 0644 sha256 {}\n".format(
+            new, owned, script, owned, _sha(b"#!/bin/sh\n")[:12], config, owned, _sha(b'{"a": 2}\n')[:12])}
+    assert out["diff"]["after"] == "".join(paths._state(p) + "\n" for p in sorted(out["changes"])), "what is on disk now"
+    checked = _main(monkeypatch, _changing(tmp_path / "new"), diff=True, check=True)
+    assert "sha256 {}".format(_sha(b'{"a": 2}\n')[:12]) in checked["diff"]["after"] and not (tmp_path / "new" / "new").exists()
+
+
 @pytest.mark.bad_input
 @pytest.mark.parametrize("entry,message", [
     ({"content": "x", "dest": "relative/file", "mode": "0644"}, "file 'relative/file': the destination must be absolute"),
@@ -156,6 +234,7 @@ def test_check_mode_plans_files_without_writing_and_the_diff_names_the_sums(tmp_
     ({"content": "x", "dest": "/x/f", "mode": "0644", "validate": "sh -n"}, "validate 'sh -n' must contain %s"),
     ({"content": "x", "dest": "/x/f", "mode": "0644", "src": "f"}, "unknown key(s) src"),
     ({"content": "x", "dest": "/no/such/dir/f", "mode": "0644"}, "file /no/such/dir/f: its directory does not exist; list it in directories"),
+    ({"content": "x", "dest": "/x/f", "mode": "0644", "force": "no"}, "file /x/f: force 'no' is not true or false"),
 ])
 def test_bad_file_requests_are_refused_with_the_value_and_the_fix(entry: Dict[str, Any], message: str) -> None:
     with pytest.raises(paths.PathsError) as error:
@@ -205,8 +284,8 @@ PLAY = """---
 """
 
 
-def _play(tmp: Path, root: Path, src_dir: Path, check: bool = False) -> Dict[str, Any]:
-    (tmp / "play.yml").write_text(PLAY)
+def _play(tmp: Path, root: Path, src_dir: Path, check: bool = False, play: str = PLAY) -> Dict[str, Any]:
+    (tmp / "play.yml").write_text(play)
     (tmp / "hosts.ini").write_text("pi ansible_connection=local ansible_python_interpreter={}\n".format(sys.executable))
     (tmp / "ansible.cfg").write_text("[defaults]\n")
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(tmp / "ansible.cfg"))
@@ -260,22 +339,115 @@ def test_a_src_missing_on_the_controller_is_named(tmp_path: Path) -> None:
     assert not (root / "wheels").exists(), "nothing on the Pi changed"
 
 
-def test_the_controller_measures_each_artifact_once_per_version(tmp_path: Path) -> None:
+SUMS = """---
+- name: Copy a controller file whose sum is recorded.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Create the directory and copy the file.
+      pivoice.voice_appliance.paths_state:
+        directories:
+          - {path: "{{ root }}/wheels", mode: "0755"}
+        files:
+          - {src: "{{ src_dir }}/a.whl", dest: "{{ root }}/wheels/a.whl", mode: "0644", sha256: "SUM", fix: "Stage it again."}
+"""
+
+
+@pytest.mark.bad_input
+def test_a_src_whose_sum_is_not_the_expected_one_is_refused_before_the_pi_changes(tmp_path: Path) -> None:
+    src_dir, root = tmp_path / "cache", tmp_path / "pi"
+    src_dir.mkdir()
+    root.mkdir()
+    (src_dir / "a.whl").write_bytes(b"A damaged")
+    damaged = _play(tmp_path, root, src_dir, play=SUMS.replace("SUM", _sha(b"A")))
+    assert damaged["rc"] != 0 and damaged["task"]["msg"] == (
+        "paths_state: file {}: its src {} has sha256 {}, not the expected {}: it is damaged or not the file that was meant, "
+        "and nothing was changed on the Pi. Stage it again.".format(root / "wheels" / "a.whl", src_dir / "a.whl", _sha(b"A damaged"),
+                                                                     _sha(b"A")))
+    assert list(root.iterdir()) == [], "nothing on the Pi changed (not even the directory of the same call)"
+
+    (src_dir / "a.whl").write_bytes(b"A")
+    right = _play(tmp_path, root, src_dir, play=SUMS.replace("SUM", _sha(b"A").upper()))
+    assert right["rc"] == 0 and (root / "wheels" / "a.whl").read_bytes() == b"A"
+
+    (src_dir / "a.whl").unlink()
+    missing = _play(tmp_path, root, src_dir, play=SUMS.replace("SUM", _sha(b"A")))
+    assert missing["rc"] != 0 and missing["task"]["msg"].startswith("paths_state: file {}: its src {} is not on the controller (".format(
+        root / "wheels" / "a.whl", src_dir / "a.whl"))
+    assert missing["task"]["msg"].endswith("). Stage it again.") and (root / "wheels" / "a.whl").read_bytes() == b"A"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("entry,message", [
+    ('{src: "{{ src_dir }}/a.whl", dest: "{{ root }}/a.whl", mode: "0644", sha256: "a1b2", fix: "Stage it again."}',
+     "file {root}/a.whl: the sha256 expected of its src {src_dir}/a.whl is 'a1b2', not a sha256 sum (64 hexadecimal digits); "
+     "nothing was changed on the Pi. Stage it again."),
+    ('{content: "x", dest: "{{ root }}/a.whl", mode: "0644", sha256: "' + "0" * 64 + '"}',
+     "file {root}/a.whl: sha256 and fix belong to a src"),
+])
+def test_a_sum_that_cannot_be_checked_is_refused(tmp_path: Path, entry: str, message: str) -> None:
+    src_dir, root = tmp_path / "cache", tmp_path / "pi"
+    src_dir.mkdir()
+    root.mkdir()
+    (src_dir / "a.whl").write_bytes(b"A")
+    play = SUMS.replace(SUMS[SUMS.index("{src:"):SUMS.index("\n", SUMS.index("{src:"))], entry)
+    run = _play(tmp_path, root, src_dir, play=play)
+    assert run["rc"] != 0 and message.format(root=root, src_dir=src_dir) in run["task"]["msg"]
+    assert list(root.iterdir()) == []
+
+
+SEEDS = """---
+- name: Seed files whose force is given as Ansible's strings.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Seed the files.
+      pivoice.voice_appliance.paths_state:
+        files:
+          - {content: "seed\\n", dest: "{{ root }}/no.ini", mode: "0644", force: "no"}
+          - {content: "seed\\n", dest: "{{ root }}/off.ini", mode: "0644", force: "off"}
+          - {content: "seed\\n", dest: "{{ root }}/yes.ini", mode: "0644", force: "yes"}
+"""
+
+
+def test_force_is_read_as_ansible_reads_a_boolean(tmp_path: Path) -> None:
+    src_dir, root = tmp_path / "cache", tmp_path / "pi"
+    src_dir.mkdir()
+    root.mkdir()
+    first = _play(tmp_path, root, src_dir, play=SEEDS)
+    assert first["rc"] == 0 and set(first["task"]["changes"]) == {str(root / n) for n in ("no.ini", "off.ini", "yes.ini")}
+    for name in ("no.ini", "off.ini", "yes.ini"):
+        (root / name).write_text("the user's own\n")
+    again = _play(tmp_path, root, src_dir, play=SEEDS)
+    assert again["rc"] == 0 and again["task"]["changes"] == {str(root / "yes.ini"): ["content"]}
+    assert [(root / n).read_text() for n in ("no.ini", "off.ini", "yes.ini")] == ["the user's own\n"] * 2 + ["seed\n"]
+    wrong = _play(tmp_path, root, src_dir, play=SEEDS.replace('force: "yes"', 'force: "maybe"'))
+    assert wrong["rc"] != 0 and "file {}: force 'maybe' is not a boolean (true or false)".format(root / "yes.ini") in wrong["task"]["msg"]
+
+
+def _action() -> Any:
     sys.path.insert(0, str(REPO / "plugins" / "action"))
     try:
-        action = _load("paths_state_action", REPO / "plugins" / "action" / "paths_state.py")
+        return _load("paths_state_action", REPO / "plugins" / "action" / "paths_state.py")
     except ImportError:  # pragma: no cover - the controller venv has ansible-core
         pytest.skip("ansible-core is not importable")
     finally:
         sys.path.pop(0)
+
+
+def test_the_controller_measures_each_artifact_once_per_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    action = _action()
+    assert action.sha256_file is paths.sha256_file, "the modules' own sum (module_utils/durable), not a copy"
+    sums: List[str] = []
+    monkeypatch.setattr(action, "sha256_file", lambda path: sums.append(path) or paths.sha256_file(path))
     artifact = tmp_path / "tools.tar.gz"
     artifact.write_bytes(b"one")
     assert action.measure(str(artifact)) == (_sha(b"one"), 3)
     assert len([k for k in action._SUMS if k[0] == str(artifact)]) == 1
     action.measure(str(artifact))
-    assert len([k for k in action._SUMS if k[0] == str(artifact)]) == 1
+    assert len([k for k in action._SUMS if k[0] == str(artifact)]) == 1 and sums == [str(artifact)]
     artifact.write_bytes(b"three")
-    assert action.measure(str(artifact)) == (_sha(b"three"), 5)
+    assert action.measure(str(artifact)) == (_sha(b"three"), 5) and sums == [str(artifact)] * 2
 
 
 def _filter() -> Any:

@@ -7,17 +7,26 @@ remembered per path, size and mtime for the run, so a fleet of Pis measures each
 the sum goes to the Pi. The module names the files whose content the Pi lacks (``transfer``); those alone
 are copied into a private temporary directory on the Pi and the module runs once more with them
 ``staged``; it checks their sums before it puts them in place. In check mode nothing is sent.
+
+A ``src`` may carry the sum it must have (``sha256``, from the record beside a staged artifact): one that
+differs, like a missing one, is refused here, before anything on the Pi changes, and ``fix`` (who makes the
+file and how) ends the message.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.errors import AnsibleError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import sha256_file
 
 MODULE = "pivoice.voice_appliance.paths_state"
+
+_SHA256 = re.compile("[0-9a-f]{64}")
 
 # (path, size, mtime_ns) -> sha256, for this controller process (every host of the run).
 _SUMS: Dict[Tuple[str, int, int], str] = {}
@@ -28,11 +37,7 @@ def measure(path: str) -> Tuple[str, int]:
     st = os.stat(path)
     key = (path, st.st_size, st.st_mtime_ns)
     if key not in _SUMS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _SUMS[key] = digest.hexdigest()
+        _SUMS[key] = sha256_file(path)
     return _SUMS[key], st.st_size
 
 
@@ -72,19 +77,47 @@ class ActionModule(ActionBase):
             if not isinstance(entry, dict):
                 raise AnsibleError("paths_state: each entry of files must be a dict with dest, got {!r}".format(entry))
             entry = dict(entry)
-            src = entry.pop("src", None)
-            if src is not None:
-                if entry.get("content") is not None:
-                    raise AnsibleError("paths_state: file {}: give src or content, not both".format(entry.get("dest")))
+            if entry.get("force") is None:
+                entry.pop("force", None)  # not given (true)
+            else:  # yes/no, "false", 0 as Ansible reads them; the module takes true or false
                 try:
-                    path = self._find_needle("files", str(src))
-                except AnsibleError as error:
-                    raise AnsibleError("paths_state: file {}: its src {} is not on the controller ({})".format(
-                        entry.get("dest"), src, error)) from None
-                entry["sha256"], entry["size"] = measure(path)
-                sources[str(entry.get("dest"))] = path
+                    entry["force"] = boolean(entry["force"], strict=True)
+                except TypeError:
+                    raise AnsibleError("paths_state: file {}: force {!r} is not a boolean (true or false)".format(
+                        entry.get("dest"), entry["force"])) from None
+            src, expected, fix = entry.pop("src", None), entry.pop("sha256", None), entry.pop("fix", None)
+            if src is None:
+                if expected is not None or fix is not None:
+                    raise AnsibleError("paths_state: file {}: sha256 and fix belong to a src (the sum the controller's file "
+                                       "must have, what to do when it is missing or differs); give src or leave them out".format(
+                                           entry.get("dest")))
+            else:
+                entry["sha256"], entry["size"], sources[str(entry.get("dest"))] = self._source(entry, str(src), expected, fix)
             wire.append(entry)
         return wire, sources
+
+    def _source(self, entry: Dict[str, Any], src: str, expected: Any, fix: Any) -> Tuple[str, int, str]:
+        """sha256, size and path of a file's src, refused when it is missing or not the expected one."""
+        dest = entry.get("dest")
+        if entry.get("content") is not None:
+            raise AnsibleError("paths_state: file {}: give src or content, not both".format(dest))
+        fix = str(fix).strip() if fix is not None else ""
+        try:
+            path = self._find_needle("files", src)
+        except AnsibleError as error:  # (its first line: the rest is copy's remote_src hint)
+            raise AnsibleError("paths_state: file {}: its src {} is not on the controller ({}){}".format(
+                dest, src, (str(error).strip().splitlines() or [""])[0], ". " + fix if fix else "")) from None
+        expected = None if expected is None else str(expected).strip().lower()
+        if expected is not None and not _SHA256.fullmatch(expected):
+            raise AnsibleError("paths_state: file {}: the sha256 expected of its src {} is {!r}, not a sha256 sum (64 hexadecimal "
+                               "digits); nothing was changed on the Pi{}".format(dest, path, expected, ". " + fix if fix else ""))
+        actual, size = measure(path)
+        if expected is not None and actual != expected:
+            raise AnsibleError("paths_state: file {}: its src {} has sha256 {}, not the expected {}: it is damaged or not the file "
+                               "that was meant, and nothing was changed on the Pi. {}".format(
+                                   dest, path, actual, expected, fix or "Put the right file there (or correct sha256 if this is the "
+                                                                        "file you want) and run again."))
+        return actual, size, path
 
     def run(self, tmp: Any = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         result = super().run(tmp, task_vars)

@@ -65,8 +65,13 @@ options:
       - The files, each with C(dest) (absolute), C(mode), optionally C(owner) and C(group) (as for
         O(directories)), and its content as C(content) (a string) or C(src) (a file on the controller, found as
         ansible.builtin.copy finds it).
-      - C(force) false writes the file only when it does not exist and then leaves it alone (a seed that
-        belongs to its users afterwards).
+      - With C(src), C(sha256) is the sum the controller's file must have (64 hexadecimal digits, such as the record
+        beside a staged artifact); the action plugin refuses a src whose sum differs, naming both sums, before
+        anything changes on the Pi.
+      - With C(src), C(fix) is a sentence that ends the refusal of a src that is missing or differs from C(sha256)
+        (who makes the file and how, such as the playbook that stages it).
+      - C(force) false (any boolean Ansible reads, such as C(no)) writes the file only when it does not exist and then
+        leaves it alone (a seed that belongs to its users afterwards).
       - C(validate) is a command with C(%s), run on the new content before it replaces the destination
         (for example C(python3 -m json.tool %s)).
       - The directory of each file must exist (list it in O(directories) of the same call).
@@ -101,7 +106,9 @@ EXAMPLES = r"""
       - {path: /opt/voice-appliance/wheels, owner: root, group: root, mode: "0755"}
     files:
       - {src: /home/me/.cache/pi-voice/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl,
-         dest: /opt/voice-appliance/wheels/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl, owner: root, group: root, mode: "0644"}
+         dest: /opt/voice-appliance/wheels/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl, owner: root, group: root, mode: "0644",
+         sha256: "{{ lookup('ansible.builtin.file', '/home/me/.cache/pi-voice/deepspeech.sha256') }}",
+         fix: "Stage it again with ansible-playbook playbooks/stage.yml."}
       - {content: '{"flavour": "tflite"}', dest: /etc/ansible/facts.d/deepspeech.fact, owner: root, group: root,
          mode: "0644", validate: python3 -m json.tool %s}
 """
@@ -152,8 +159,8 @@ def _gid(name: str, path: str, kind: str = "directory") -> int:
         raise PathsError("{} {}: group {!r} is no group on this machine; create it first".format(kind, path, name)) from None
 
 
-def _state(path: str) -> str:
-    """One line that describes a path, for the diff."""
+def _state(path: str, known: Optional[str] = None) -> str:
+    """One line that describes a path, for the diff; ``known`` is a regular file's sha256 when already computed."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -161,7 +168,17 @@ def _state(path: str) -> str:
     if stat.S_ISDIR(st.st_mode):
         return "{}: directory {} {:04o}".format(path, _owner_group(st.st_uid, st.st_gid), stat.S_IMODE(st.st_mode))
     return "{}: file {} {:04o} sha256 {}".format(path, _owner_group(st.st_uid, st.st_gid), stat.S_IMODE(st.st_mode),
-                                                 sha256_file(path)[:12] if stat.S_ISREG(st.st_mode) else "-")
+                                                 (known or sha256_file(path))[:12] if stat.S_ISREG(st.st_mode) else "-")
+
+
+def states(result: Dict[str, Any], after: bool = False) -> Dict[str, str]:
+    """The diff's line per changed path, before ``apply`` or (``after``) once it ran, without the files sent later.
+
+    A file's sum is not computed again where it is known: before, the one the plan computed (when the size
+    matched); after, the wanted one, which a written file was checked against and an unchanged content has.
+    """
+    known = {want["dest"]: want["sha256"] if after else want["found"] for want in result.get("files", [])}
+    return {path: _state(path, known.get(path)) for path in result["changes"] if not (after and path in result["transfer"])}
 
 
 def _owner_group(uid: int, gid: int) -> str:
@@ -194,6 +211,8 @@ def _plan_file(entry: Dict[str, Any], staged: Dict[str, str], coming: Any = (), 
     validate = str(entry.get("validate") or "")
     if validate and "%s" not in validate:
         raise PathsError("file {}: validate {!r} must contain %s (where the new content's path goes)".format(dest, validate))
+    if not isinstance(entry.get("force", True), bool):  # (the action plugin makes a task's yes/no one)
+        raise PathsError("file {}: force {!r} is not true or false".format(dest, entry["force"]))
     owner, group = str(entry.get("owner") or ""), str(entry.get("group") or "")
     content = None if not has_content else str(entry["content"]).encode("utf-8")
     want: Dict[str, Any] = {"dest": dest, "uid": _uid(owner, dest, "file") if owner else -1,
@@ -201,7 +220,7 @@ def _plan_file(entry: Dict[str, Any], staged: Dict[str, str], coming: Any = (), 
                             "content": content, "validate": validate,
                             "sha256": hashlib.sha256(content).hexdigest() if content is not None else str(entry["sha256"]),
                             "size": len(content) if content is not None else int(entry.get("size", -1)),
-                            "staged": staged.get(dest), "what": []}
+                            "staged": staged.get(dest), "found": None, "what": []}
     try:
         st = os.stat(dest)
     except FileNotFoundError:
@@ -214,9 +233,11 @@ def _plan_file(entry: Dict[str, Any], staged: Dict[str, str], coming: Any = (), 
         return want
     if not stat.S_ISREG(st.st_mode):
         raise PathsError("file {}: it exists but is not a regular file; move it away".format(dest))
-    if entry.get("force", True) in (False, "false", "no", "False"):
+    if not entry.get("force", True):
         return want  # a seed that is there belongs to its users
-    if st.st_size != want["size"] or sha256_file(dest) != want["sha256"]:
+    if st.st_size == want["size"]:
+        want["found"] = sha256_file(dest)  # (the diff shows it too)
+    if want["found"] != want["sha256"]:
         want["what"].append("content")
     want["what"] += [name for name, differs in (("owner", want["uid"] not in (-1, st.st_uid)),
                                                 ("group", want["gid"] not in (-1, st.st_gid)),
@@ -368,7 +389,7 @@ def _predicted(result: Dict[str, Any], path: str) -> str:
     return "{}: absent".format(path)
 
 
-def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
+def main() -> None:
     from ansible.module_utils.basic import AnsibleModule
 
     module = AnsibleModule(
@@ -380,10 +401,10 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
     try:
         result = plan(module.params["directories"], module.params["absent"], module.params["files"], module.params["staged"],
                       module.check_mode)
-        before = {path: _state(path) for path in result["changes"]}
+        before = states(result) if module._diff else {}
         if result["changed"] and not module.check_mode:
             apply(result)
-        after = None if module.check_mode else {path: _state(path) for path in result["changes"] if path not in result["transfer"]}
+        after = states(result, after=True) if module._diff and not module.check_mode else None
     except (PathsError, OSError) as error:
         module.fail_json(msg=str(error))
     out: Dict[str, Any] = {"changed": result["changed"], "changes": result["changes"], "transfer": result["transfer"],
