@@ -30,6 +30,8 @@ PI_ROLES = sorted(p.parent.parent.name for p in ROLES.glob("*/meta/main.yml")
 MOVED = {"voice_appliance_user": "assistant", "voice_appliance_group": "assistants",
          "voice_appliance_base_dir": "/srv/va", "voice_appliance_state_dir": "/srv/va-state",
          "voice_appliance_config_dir": "/srv/va-etc"}
+# Shared switches (not paths): the roles' variables that follow them are checked on their own.
+SWITCHES = ("voice_appliance_wyoming_",)
 
 
 def _derived() -> Dict[str, List[str]]:
@@ -37,7 +39,8 @@ def _derived() -> Dict[str, List[str]]:
     found: Dict[str, List[str]] = {}
     for role in PI_ROLES:
         defaults = yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text()) or {}
-        found[role] = sorted(name for name, value in defaults.items() if "voice_appliance_" in json.dumps(value))
+        found[role] = sorted(name for name, value in defaults.items() if "voice_appliance_" in json.dumps(value)
+                             and not all(shared.startswith(SWITCHES) for shared in re.findall(r"voice_appliance_\w+", json.dumps(value))))
     return found
 
 
@@ -102,6 +105,25 @@ def test_a_changed_account_and_directories_move_every_piece(tmp_path: Path) -> N
     assert values["deepspeech_runtime_venv"] == values["rhasspy_asr_venv"] == values["wyoming_asr_venv"] == "/srv/va/venv"
     assert values["scorer_retrain_output_scorer"] == values["wyoming_asr_generated_scorer"] == "/srv/va-state/generated.scorer"
     assert values["rhasspy_asr_model_link"] == "/srv/va/models/current"
+
+
+@pytest.mark.parametrize("switches,expected", [
+    ({}, [True, True, ["python3-zeroconf"]]),
+    ({"voice_appliance_wyoming_zeroconf": False}, [True, False, []]),
+    ({"voice_appliance_wyoming_enabled": False}, [False, True, []]),
+])
+def test_the_wyoming_switches_are_shared_by_the_service_and_the_one_apt_call(tmp_path: Path, switches: Dict[str, Any],
+                                                                             expected: List[Any]) -> None:
+    """wyoming_asr follows the shared switches, and deepspeech_deps' apt call gets python3-zeroconf from them."""
+    names = ["wyoming_asr_enabled", "wyoming_asr_zeroconf", "voice_appliance_debian_packages"]
+    play = {"name": "The Wyoming switches.", "hosts": "localhost", "gather_facts": False, "roles": ["deepspeech_deps", "wyoming_asr"],
+            "post_tasks": [{"name": "Show the derived values.", "tags": ["shown"],
+                            "ansible.builtin.debug": {"msg": "{{ query('ansible.builtin.vars', *names) }}"}, "vars": {"names": names}}]}
+    run = _play(tmp_path, switches, play, "--tags", "shown", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    assert run.returncode == 0, run.stdout[-4000:]
+    report: Dict[str, Any] = json.loads(run.stdout[run.stdout.find("\n{") + 1:])
+    shown = [task for play in report["plays"] for task in play["tasks"] if task["task"]["name"] == "Show the derived values."]
+    assert [v if not isinstance(v, str) else v == "True" for v in shown[0]["hosts"]["localhost"]["msg"]] == expected
 
 
 @pytest.mark.bad_input
