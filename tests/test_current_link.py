@@ -25,24 +25,23 @@ _spec.loader.exec_module(current_link)
 
 
 def _tools(tmp_path: Path, *versions: str, current: str = "") -> Path:
+    """A tools directory with the versions given, newest install first (each 100 s older), and their tarballs."""
     tools = tmp_path / "tools"
-    tools.mkdir()
-    for age, version in enumerate(versions):  # the first given is the newest install
-        (tools / version / "bin").mkdir(parents=True)
-        (tools / version / "bin" / "smoke-test").write_text("#!/bin/sh\n")
+    now = time.time()
+    for version, installed in zip(versions, (now - 100 * n for n in range(1, len(versions) + 1))):
+        smoke = tools / version / "bin" / "smoke-test"
+        smoke.parent.mkdir(parents=True)
+        smoke.write_text("#!/bin/sh\n")
         (tools / "deepspeech-tools-{}.tar.gz".format(version)).write_bytes(b"tar")
-        stamp = time.time() - 100 * (age + 1)
-        os.utime(str(tools / version), (stamp, stamp))
+        os.utime(str(tools / version), (installed, installed))
+    tools.mkdir(exist_ok=True)
     if current:
-        os.symlink(current, str(tools / "current"))
+        (tools / "current").symlink_to(current)
     return tools
 
 
 def _run(tools: Path, version: str, **kw: Any) -> Dict[str, Any]:
-    result = current_link.plan(str(tools), version, **kw)
-    if result["changed"]:
-        current_link.apply(str(tools), result)
-    return result
+    return current_link.converge(str(tools), version, **kw)
 
 
 def _left(tools: Path) -> List[str]:
@@ -93,9 +92,10 @@ def test_a_version_that_is_not_there_is_refused_and_nothing_changes(tmp_path: Pa
 
 def test_check_mode_predicts_a_version_an_earlier_task_would_unpack(tmp_path: Path) -> None:
     tools = _tools(tmp_path, "a-1", current="a-1")
-    result = current_link.plan(str(tools), "a-2", keep=1, keep_files=["deepspeech-tools-a-2.tar.gz"], predict=True)
+    result = current_link.converge(str(tools), "a-2", keep=1, keep_files=["deepspeech-tools-a-2.tar.gz"], check=True)
     assert (result["changed"], result["removed"]) == (True, ["deepspeech-tools-a-1.tar.gz"])
-    fresh = current_link.plan(str(tmp_path / "none"), "a-2", predict=True)
+    assert os.readlink(str(tools / "current")) == "a-1" and len(_left(tools)) == 3, "check mode changes nothing"
+    fresh = current_link.converge(str(tmp_path / "none"), "a-2", check=True)
     assert (fresh["before"], fresh["changed"], fresh["removed"]) == ("", True, [])
 
 

@@ -14,7 +14,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -284,6 +284,14 @@ PLAY = """---
 """
 
 
+def _cache_and_pi(tmp_path: Path) -> Tuple[Path, Path]:
+    """The controller's cache directory and the Pi's root, both empty."""
+    src_dir, root = tmp_path / "cache", tmp_path / "pi"
+    src_dir.mkdir()
+    root.mkdir()
+    return src_dir, root
+
+
 def _play(tmp: Path, root: Path, src_dir: Path, check: bool = False, play: str = PLAY) -> Dict[str, Any]:
     (tmp / "play.yml").write_text(play)
     (tmp / "hosts.ini").write_text("pi ansible_connection=local ansible_python_interpreter={}\n".format(sys.executable))
@@ -298,9 +306,7 @@ def _play(tmp: Path, root: Path, src_dir: Path, check: bool = False, play: str =
 
 
 def test_the_action_plugin_sends_only_the_files_the_pi_lacks(tmp_path: Path) -> None:
-    src_dir, root = tmp_path / "cache", tmp_path / "pi"
-    src_dir.mkdir()
-    root.mkdir()
+    src_dir, root = _cache_and_pi(tmp_path)
     (src_dir / "a.whl").write_bytes(b"A" * 70000)
     (src_dir / "b.whl").write_bytes(b"B" * 10)
     checked = _play(tmp_path, root, src_dir, check=True)
@@ -329,9 +335,7 @@ def test_the_action_plugin_sends_only_the_files_the_pi_lacks(tmp_path: Path) -> 
 
 @pytest.mark.bad_input
 def test_a_src_missing_on_the_controller_is_named(tmp_path: Path) -> None:
-    src_dir, root = tmp_path / "cache", tmp_path / "pi"
-    src_dir.mkdir()
-    root.mkdir()
+    src_dir, root = _cache_and_pi(tmp_path)
     (src_dir / "a.whl").write_bytes(b"A")
     run = _play(tmp_path, root, src_dir)
     assert run["rc"] != 0
@@ -355,9 +359,7 @@ SUMS = """---
 
 @pytest.mark.bad_input
 def test_a_src_whose_sum_is_not_the_expected_one_is_refused_before_the_pi_changes(tmp_path: Path) -> None:
-    src_dir, root = tmp_path / "cache", tmp_path / "pi"
-    src_dir.mkdir()
-    root.mkdir()
+    src_dir, root = _cache_and_pi(tmp_path)
     (src_dir / "a.whl").write_bytes(b"A damaged")
     damaged = _play(tmp_path, root, src_dir, play=SUMS.replace("SUM", _sha(b"A")))
     assert damaged["rc"] != 0 and damaged["task"]["msg"] == (
@@ -386,9 +388,7 @@ def test_a_src_whose_sum_is_not_the_expected_one_is_refused_before_the_pi_change
      "file {root}/a.whl: sha256 and fix belong to a src"),
 ])
 def test_a_sum_that_cannot_be_checked_is_refused(tmp_path: Path, entry: str, message: str) -> None:
-    src_dir, root = tmp_path / "cache", tmp_path / "pi"
-    src_dir.mkdir()
-    root.mkdir()
+    src_dir, root = _cache_and_pi(tmp_path)
     (src_dir / "a.whl").write_bytes(b"A")
     play = SUMS.replace(SUMS[SUMS.index("{src:"):SUMS.index("\n", SUMS.index("{src:"))], entry)
     run = _play(tmp_path, root, src_dir, play=play)
@@ -411,9 +411,7 @@ SEEDS = """---
 
 
 def test_force_is_read_as_ansible_reads_a_boolean(tmp_path: Path) -> None:
-    src_dir, root = tmp_path / "cache", tmp_path / "pi"
-    src_dir.mkdir()
-    root.mkdir()
+    src_dir, root = _cache_and_pi(tmp_path)
     first = _play(tmp_path, root, src_dir, play=SEEDS)
     assert first["rc"] == 0 and set(first["task"]["changes"]) == {str(root / n) for n in ("no.ini", "off.ini", "yes.ini")}
     for name in ("no.ini", "off.ini", "yes.ini"):

@@ -118,6 +118,15 @@ def apply(path: str, result: Dict[str, Any]) -> None:
             os.unlink(target)
 
 
+def converge(path: str, version: str, keep: int = 1, archive_suffix: str = ".tar.gz", keep_files: Sequence[str] = (),
+             check: bool = False) -> Dict[str, Any]:
+    """Plan, and unless ``check``, carry the plan out: the module's whole work, returned as its result."""
+    result = plan(path, version, keep, archive_suffix, keep_files, predict=check)
+    if result["changed"] and not check:
+        apply(path, result)
+    return result
+
+
 def main() -> None:  # pragma: no cover - exercised through Ansible in molecule and tests/test_current_link.py
     from ansible.module_utils.basic import AnsibleModule
 
@@ -128,13 +137,10 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule 
         supports_check_mode=True)
     params = module.params
     try:
-        result = plan(params["path"], params["version"], params["keep"], params["archive_suffix"], params["keep_files"],
-                      predict=module.check_mode)
-        if result["changed"] and not module.check_mode:
-            apply(params["path"], result)
+        module.exit_json(**converge(params["path"], params["version"], params["keep"], params["archive_suffix"],
+                                    params["keep_files"], check=module.check_mode))
     except (CurrentLinkError, OSError) as error:
         module.fail_json(msg=str(error))
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":
