@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import fsync_dir, read_link, set_link
 
