@@ -1,6 +1,6 @@
-"""Filters of the voice_verify role: word error rate, the DeepSpeech client's timing line, and the result
-(what each path heard, scored and judged, with what the Pi runs: the fact voice_verify_result and the fleet
-report's row)."""
+"""Filters of the voice_verify role: the checks the module health_check runs (one command per path), word error
+rate, the DeepSpeech client's timing line, and the result (what each path heard, scored and judged, with what the
+Pi runs: the fact voice_verify_result and the fleet report's row)."""
 from __future__ import annotations
 
 import json
@@ -33,6 +33,48 @@ def deepspeech_timing(stderr: str) -> Dict[str, float]:
         raise ValueError("no 'Inference took ... audio file' line in the DeepSpeech client's output: {!r}".format(stderr[-300:]))
     inference, audio = float(match.group(1)), float(match.group(2))
     return {"inference_s": inference, "audio_s": audio, "rtf": round(inference / audio, 4) if audio else float("inf")}
+
+
+# A client's own timeout plus this is how long the health check lets it run before it kills it.
+_CLIENT_GRACE_S = 60.0
+
+
+def verify_checks(inputs: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """The checks for the module health_check: one command per enabled path, in the order cli, mqtt, wyoming.
+
+    inputs: enabled ({cli, mqtt, wyoming}), wav (the test WAV on the Pi), deepspeech_command, model, scorer (the
+    command line's scorer, "" for none), hermes_command, mqtt (the rhasspy_asr local fact: site_id, mqtt_host,
+    mqtt_port, username, password_file), mqtt_timeout, mqtt_username, mqtt_password (both "" = the fact's
+    verification account, whose password the client reads from its root-only file), wyoming_command, wyoming (the
+    wyoming_asr local fact: host, port), wyoming_timeout. A password goes into the check's env, never into argv.
+    """
+    enabled: Mapping[str, Any] = inputs.get("enabled") or {}
+    wav = str(inputs["wav"])
+    checks: List[Dict[str, Any]] = []
+    if enabled.get("cli"):
+        argv = [str(inputs["deepspeech_command"]), "--model", str(inputs["model"]), "--audio", wav]
+        if inputs.get("scorer"):
+            argv += ["--scorer", str(inputs["scorer"])]
+        checks.append({"path": "cli", "argv": argv})
+    if enabled.get("mqtt"):
+        fact: Mapping[str, Any] = inputs.get("mqtt") or {}
+        timeout = _float(inputs.get("mqtt_timeout"))
+        argv = [str(inputs["hermes_command"]), "--wav", wav, "--site-id", str(fact["site_id"]),
+                "--host", str(fact["mqtt_host"]), "--port", str(fact["mqtt_port"]), "--timeout", str(inputs["mqtt_timeout"])]
+        env: Dict[str, str] = {}
+        if inputs.get("mqtt_username"):
+            argv += ["--username", str(inputs["mqtt_username"])]
+            env["VOICE_HERMES_PASSWORD"] = str(inputs.get("mqtt_password") or "")
+        elif fact.get("username"):
+            argv += ["--username", str(fact["username"]), "--password-file", str(fact["password_file"])]
+        checks.append({"path": "mqtt", "argv": argv, "env": env, "timeout": timeout + _CLIENT_GRACE_S})
+    if enabled.get("wyoming"):
+        fact = inputs.get("wyoming") or {}
+        timeout = _float(inputs.get("wyoming_timeout"))
+        checks.append({"path": "wyoming", "timeout": timeout + _CLIENT_GRACE_S,
+                       "argv": [str(inputs["wyoming_command"]), "--wav", wav, "--host", str(fact["host"]),
+                                "--port", str(fact["port"]), "--timeout", str(inputs["wyoming_timeout"])]})
+    return checks
 
 
 def _float(value: Any) -> float:
@@ -74,9 +116,10 @@ def _client_check(path: str, result: Mapping[str, Any], expected: str) -> Dict[s
 def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
     """voice_verify_result from what the role's tasks registered (see roles/voice_verify/tasks/main.yml).
 
-    inputs: paths, enabled ({cli, mqtt, wyoming}), cli, hermes, wyoming (registered results), wyoming_recorded,
-    expected, wav, max_wer, max_rtf, facts (distribution*, architecture, python), runtime (the deepspeech local
-    fact), model, scorer, installed (the module installed_state's result: model_id, model_sums, scorer).
+    inputs: paths, enabled ({cli, mqtt, wyoming}), cli, hermes, wyoming (the module health_check's results per
+    path: rc, stdout, stderr), wyoming_recorded, expected, wav, max_wer, max_rtf, facts (distribution*,
+    architecture, python), runtime (the deepspeech local fact), model, scorer, installed (health_check's result:
+    model_id, model_sums, scorer).
     """
     paths: List[str] = list(inputs.get("paths") or [])
     enabled: Mapping[str, Any] = inputs.get("enabled") or {}
@@ -135,4 +178,5 @@ def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
 
 class FilterModule:
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return {"voice_verify_wer": word_error_rate, "voice_verify_timing": deepspeech_timing, "voice_verify_result": verify_result}
+        return {"voice_verify_checks": verify_checks, "voice_verify_wer": word_error_rate,
+                "voice_verify_timing": deepspeech_timing, "voice_verify_result": verify_result}

@@ -1,0 +1,184 @@
+"""health_check, the health check's one call on the Pi: each path's command run in turn (exit code, output, wall
+time; a command that cannot start or outlives its timeout is reported, not raised; a check's env reaches its own
+command only and never Ansible's output), then what the Pi decodes with (the version `current` points to, the sums of
+its `.verified` marker, the live scorer's sha256 and mtime; a missing or torn marker and a missing scorer are
+reported, not raised). Also the filter voice_verify_checks that builds the checks."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("health_check_module", str(REPO / "plugins" / "modules" / "health_check.py"))
+assert _spec is not None and _spec.loader is not None
+health: Any = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(health)
+_fspec = importlib.util.spec_from_file_location("speech_metrics_filter", str(REPO / "plugins" / "filter" / "speech_metrics.py"))
+assert _fspec is not None and _fspec.loader is not None
+metrics: Any = importlib.util.module_from_spec(_fspec)
+_fspec.loader.exec_module(metrics)
+
+PY = sys.executable
+
+SUMS = {"tflite": "a" * 64, "alphabet": "b" * 64}
+
+
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _models(tmp_path: Path, marker: str = json.dumps(SUMS)) -> Path:
+    version = tmp_path / "models" / "german-0.7.4-0123abcd"
+    version.mkdir(parents=True)
+    (version / ".verified").write_text(marker)
+    os.symlink("german-0.7.4-0123abcd", tmp_path / "models" / "current")
+    return tmp_path / "models" / "current"
+
+
+def test_the_current_version_its_sums_and_the_scorer_are_read(tmp_path: Path) -> None:
+    current = _models(tmp_path)
+    scorer = tmp_path / "generated.scorer"
+    scorer.write_bytes(b"scorer bytes" * 1000)
+    found = health.read(str(current), str(scorer), _sha256)
+    assert found["model_id"] == "german-0.7.4-0123abcd" and found["model_sums"] == SUMS
+    assert found["scorer"] == {"exists": True, "sha256": hashlib.sha256(scorer.read_bytes()).hexdigest(),
+                               "mtime": scorer.stat().st_mtime}
+
+
+def test_a_model_directory_that_is_no_link_is_named_by_itself(tmp_path: Path) -> None:
+    _models(tmp_path)
+    found = health.read(str(tmp_path / "models" / "german-0.7.4-0123abcd") + "/", "", _sha256)
+    assert found["model_id"] == "german-0.7.4-0123abcd" and found["scorer"]["exists"] is False
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("marker", ["", "{torn", "[1, 2]"])
+def test_a_missing_or_torn_marker_gives_no_sums_and_says_why(tmp_path: Path, marker: str) -> None:
+    current = _models(tmp_path, marker)
+    found = health.read(str(current), "", _sha256)
+    assert found["model_sums"] == {} and found["model_sums_error"].startswith(str(current / ".verified"))
+
+
+@pytest.mark.fault
+def test_a_removed_current_link_and_a_missing_scorer_are_reported_not_raised(tmp_path: Path) -> None:
+    found = health.read(str(tmp_path / "models" / "current"), str(tmp_path / "gone.scorer"), _sha256)
+    assert found["model_id"] == "current" and found["model_sums"] == {} and "model_sums_error" in found
+    assert found["scorer"]["exists"] is False and found["scorer"]["error"].startswith(str(tmp_path / "gone.scorer"))
+
+
+def _py(code: str) -> List[str]:
+    return [PY, "-c", code]
+
+
+def test_a_check_returns_its_exit_code_output_and_wall_time() -> None:
+    done = health.run_check(_py("import sys; print('das ist ein test'); sys.stderr.write('Inference took 0.5s'); sys.exit(3)"))
+    assert (done["rc"], done["stdout"], done["stderr"]) == (3, "das ist ein test\n", "Inference took 0.5s")
+    assert done["cmd"][0] == PY and 0 < done["seconds"] < 60
+
+
+def test_the_checks_run_in_turn_and_each_env_reaches_only_its_own_command(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    step = ("import os, time; f = open({!r}, 'a'); f.write('start %s %s\\n' % (os.environ.get('SECRET', '-'), time.time())); "
+            "time.sleep(0.3); f.write('end %s\\n' % time.time())").format(str(log))
+    results = health.run_checks([{"path": "cli", "argv": _py(step)},
+                                 {"path": "mqtt", "argv": _py(step), "env": {"SECRET": "s3cret"}, "timeout": 30},
+                                 {"path": "wyoming", "argv": _py(step)}])
+    assert list(results) == ["cli", "mqtt", "wyoming"] and all(r["rc"] == 0 for r in results.values())
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert [line[0] for line in lines] == ["start", "end"] * 3, "one command at a time"
+    assert [line[1] for line in lines if line[0] == "start"] == ["-", "s3cret", "-"]
+    assert "s3cret" not in json.dumps(results)
+
+
+@pytest.mark.fault
+def test_a_command_that_cannot_start_is_reported_not_raised(tmp_path: Path) -> None:
+    done = health.run_check([str(tmp_path / "no-such-client"), "--wav", "x.wav"])
+    assert done["rc"] == 127 and done["stderr"].startswith("cannot run {}".format(tmp_path / "no-such-client"))
+
+
+@pytest.mark.fault
+def test_a_command_that_outlives_its_timeout_is_killed_and_reported() -> None:
+    done = health.run_check(_py("import sys, time; print('partial', flush=True); time.sleep(30)"), timeout=1)
+    assert done["rc"] == -9 and done["stdout"] == "partial\n" and "killed after its timeout of 1 s" in done["stderr"]
+    assert done["seconds"] < 20
+
+
+@pytest.mark.parametrize("checks, message", [
+    ([{"path": "cli", "argv": ["true"]}, {"path": "cli", "argv": ["true"]}], "'cli' is repeated"),
+    ([{"path": "", "argv": ["true"]}], "'' is empty"),
+    ([{"path": "mqtt", "argv": []}], "'mqtt' has no command"),
+])
+def test_checks_without_a_name_of_their_own_or_a_command_are_refused(checks: List[Dict[str, Any]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        health.run_checks(checks)
+
+
+VERIFY = {"enabled": {"cli": True, "mqtt": True, "wyoming": True}, "wav": "/var/lib/va/verify/t.wav",
+          "deepspeech_command": "/opt/va/venv/bin/deepspeech", "model": "/m/current/output_graph.tflite", "scorer": "",
+          "hermes_command": "/opt/va/venv/bin/voice-hermes-check", "mqtt_timeout": 120, "mqtt_username": "", "mqtt_password": "",
+          "mqtt": {"site_id": "default", "mqtt_host": "127.0.0.1", "mqtt_port": 1883, "username": "verify",
+                   "password_file": "/etc/va/mqtt/verify.password"},
+          "wyoming_command": "/opt/va/venv/bin/voice-wyoming-check", "wyoming_timeout": 90,
+          "wyoming": {"host": "127.0.0.1", "port": 10300, "enabled": True}}
+
+
+def test_the_filter_gives_one_command_per_enabled_path_the_password_in_env_only() -> None:
+    cli, mqtt, wyoming = metrics.verify_checks(VERIFY)
+    assert cli == {"path": "cli", "argv": ["/opt/va/venv/bin/deepspeech", "--model", "/m/current/output_graph.tflite",
+                                           "--audio", "/var/lib/va/verify/t.wav"]}
+    assert mqtt["argv"][-4:] == ["--username", "verify", "--password-file", "/etc/va/mqtt/verify.password"]
+    assert (mqtt["env"], mqtt["timeout"], wyoming["timeout"]) == ({}, 180.0, 150.0)
+    assert wyoming["argv"] == ["/opt/va/venv/bin/voice-wyoming-check", "--wav", "/var/lib/va/verify/t.wav", "--host", "127.0.0.1",
+                               "--port", "10300", "--timeout", "90"]
+    own = metrics.verify_checks(dict(VERIFY, scorer="/s/x.scorer", mqtt_username="admin", mqtt_password="pw!",
+                                     enabled={"cli": True, "mqtt": True, "wyoming": False}))
+    assert [check["path"] for check in own] == ["cli", "mqtt"] and own[0]["argv"][-2:] == ["--scorer", "/s/x.scorer"]
+    assert own[1]["argv"][-2:] == ["--username", "admin"] and own[1]["env"] == {"VOICE_HERMES_PASSWORD": "pw!"}
+    assert "pw!" not in json.dumps([check["argv"] for check in own])
+    assert metrics.verify_checks(dict(VERIFY, enabled={})) == []
+
+
+PLAYBOOK = """
+- name: Run the health check.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Check two paths and read the model.
+      pivoice.voice_appliance.health_check:
+        checks:
+          - {path: cli, argv: ["{{ py }}", "-c", "print('das ist ein test')"]}
+          - path: mqtt
+            argv: ["{{ py }}", "-c", "import os; print(len(os.environ['VOICE_HERMES_PASSWORD']))"]
+            env: {VOICE_HERMES_PASSWORD: "{{ secret }}"}
+        model_dir: "{{ models }}/current"
+        scorer: "{{ models }}/none.scorer"
+      register: health
+    - name: Show it.
+      ansible.builtin.debug:
+        var: health
+"""
+
+
+def test_the_module_runs_through_ansible_in_check_mode_too_and_never_shows_the_password(tmp_path: Path) -> None:
+    current = _models(tmp_path)
+    (tmp_path / "play.yml").write_text(PLAYBOOK)
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+    secret = "Pa55-wörd-" + os.urandom(6).hex()
+    for check in (False, True):
+        proc = subprocess.run([str(Path(PY).parent / "ansible-playbook"), "-v", "-i", "localhost,", "-c", "local",
+                               "-e", "ansible_python_interpreter=" + PY, "-e", "py=" + PY, "-e", "secret=" + secret,
+                               "-e", "models=" + str(current.parent), str(tmp_path / "play.yml")] + (["--check"] if check else []),
+                              env=dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg")),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert secret not in proc.stdout + proc.stderr
+        assert "das ist ein test" in proc.stdout and '"stdout": "{}\\n"'.format(len(secret)) in proc.stdout
+        assert "german-0.7.4-0123abcd" in proc.stdout and "changed=0" in proc.stdout
