@@ -5,14 +5,15 @@ Every module that puts a file on the Pi writes it the same way: a temporary file
 its owner and mode set, its content fsynced and checked, then renamed over the destination and the
 directory fsynced. A reader sees the old file or the new one, never a part, and a power cut after the task
 reported success does not take the change back. A failure leaves the destination as it was and removes the
-temporary file.
+temporary file. A link (``current``, ``previous``) is switched the same way, and only to a version directory
+beside it (``version_dir``).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
-from typing import BinaryIO, Callable, Optional
+from typing import BinaryIO, Callable, List, Optional, Sequence
 
 
 def sha256_file(path: str, follow: bool = True) -> str:
@@ -40,6 +41,41 @@ def read_link(directory: str, name: str) -> str:
         return os.readlink(os.path.join(directory, name))
     except OSError:
         return ""
+
+
+class VersionError(ValueError):
+    """A name that is not a version directory beside the links; the message names it and the versions there."""
+
+
+def _versions(directory: str, links: Sequence[str] = ()) -> List[str]:
+    """The version directories in ``directory``, sorted: its directories that are no link, not hidden and not ``links``
+    ([] when it does not exist)."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    return sorted(entry.name for entry in entries
+                  if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(".") and entry.name not in links)
+
+
+def version_dir(directory: str, version: str, what: str = "version", links: Sequence[str] = ("current",),
+                predict: bool = False) -> str:
+    """The path of the version ``version`` in ``directory``, the only kind of target a link there may get: a plain
+    name (not empty, not hidden, no "/", none of the ``links``) of a directory that is no link. ``what`` names the
+    value in the message. With ``predict`` (check mode) a version an earlier task would have made may be missing
+    still. Anything else is a VersionError (its message says nothing was changed: the modules ask first)."""
+    if not version or "/" in version or version.startswith(".") or version in links:
+        raise VersionError("{} must be the name of a version directory in {} (not empty, not hidden, no '/', not {} {}); "
+                           "got {!r}".format(what, directory, "the link" if len(links) == 1 else "the links",
+                                             " or ".join(links), version))
+    path = os.path.join(directory, version)
+    if predict and not os.path.lexists(path):
+        return path
+    if not os.path.isdir(path) or os.path.islink(path):
+        there = _versions(directory, links)
+        raise VersionError("{} {!r} is not a version in {} (no such directory; {}); nothing was changed".format(
+            what, version, directory, "the versions there: " + ", ".join(there) if there else "there are no versions"))
+    return path
 
 
 def set_link(directory: str, name: str, target: str) -> bool:

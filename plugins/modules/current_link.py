@@ -17,7 +17,8 @@ import os
 import shutil
 from typing import Any, Dict, List, Sequence
 
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import read_link, set_link
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import (VersionError, read_link, set_link,
+                                                                                   version_dir)
 
 DOCUMENTATION = r"""
 ---
@@ -85,12 +86,7 @@ def plan(path: str, version: str, keep: int = 1, archive_suffix: str = ".tar.gz"
          keep_files: Sequence[str] = (), predict: bool = False) -> Dict[str, Any]:
     """What the call does: the link before and after and what is removed. Changes nothing. With ``predict``
     (check mode) a version an earlier task would have unpacked may be missing still."""
-    if not version or "/" in version or version.startswith(".") or version == LINK:
-        raise CurrentLinkError("version must be the name of a version directory in {}; got {!r}".format(path, version))
-    if predict and not os.path.lexists(os.path.join(path, version)):
-        pass
-    elif not os.path.isdir(os.path.join(path, version)) or os.path.islink(os.path.join(path, version)):
-        raise CurrentLinkError("{!r} is not a version in {} (no such directory); nothing was changed".format(version, path))
+    version_dir(path, version, links=(LINK,), predict=predict)
     if keep < 0:
         raise CurrentLinkError("keep must be 0 or more; got {}".format(keep))
     versions, archives = [], []
@@ -139,7 +135,7 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule 
     try:
         module.exit_json(**converge(params["path"], params["version"], params["keep"], params["archive_suffix"],
                                     params["keep_files"], check=module.check_mode))
-    except (CurrentLinkError, OSError) as error:
+    except (CurrentLinkError, VersionError, OSError) as error:
         module.fail_json(msg=str(error))
 
 

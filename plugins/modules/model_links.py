@@ -22,7 +22,8 @@ import os
 import shutil
 from typing import Any, Dict, List
 
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import fsync_dir, read_link, set_link
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import (VersionError, fsync_dir, read_link,
+                                                                                   set_link, version_dir)
 
 DOCUMENTATION = r"""
 ---
@@ -92,19 +93,11 @@ previous_gone:
 """
 
 MARKER = ".verified"
+LINKS = ("current", "previous")
 
 
 class LinksError(Exception):
     """A request the links cannot follow; the message names the value and the fix."""
-
-
-def _version_dir(models_dir: str, version: str, role: str) -> str:
-    if not version or version in (".", "..") or "/" in version or version in ("current", "previous") or version.startswith("."):
-        raise LinksError("{} must be a version directory's name inside {}; got {!r}".format(role, models_dir, version))
-    path = os.path.join(models_dir, version)
-    if not os.path.isdir(path) or os.path.islink(path):
-        raise LinksError("{} {!r} is not a version in {} (no such directory); nothing was changed".format(role, version, models_dir))
-    return path
 
 
 def plan(models_dir: str, action: str, version: str = "", keep: int = 0, current: str = "",
@@ -113,7 +106,7 @@ def plan(models_dir: str, action: str, version: str = "", keep: int = 0, current
     before = {"current": read_link(models_dir, "current"), "previous": read_link(models_dir, "previous")}
     unverified = gone = ""
     if action == "switch":
-        _version_dir(models_dir, version, "version")
+        version_dir(models_dir, version, "version", LINKS)
         after = {"current": version,
                  "previous": before["current"] if before["current"] and before["current"] != version else before["previous"]}
     elif action == "rollback":
@@ -122,11 +115,11 @@ def plan(models_dir: str, action: str, version: str = "", keep: int = 0, current
                              "Nothing was changed.".format(models_dir, before["previous"] or "none", before["current"] or "no model"))
         after = {"current": before["previous"], "previous": before["current"]}
     elif action == "restore":
-        _version_dir(models_dir, current, "current")
+        version_dir(models_dir, current, "current", LINKS)
         if previous:
             try:
-                _version_dir(models_dir, previous, "previous")
-            except LinksError:
+                version_dir(models_dir, previous, "previous", LINKS)
+            except VersionError:
                 # Pruned meanwhile (the switch keeps current, previous and keep - 1 others): no link to nothing.
                 gone = previous
                 previous = ""
@@ -176,7 +169,7 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
                       params["current"] or "", params["previous"] or "")
         if result["changed"] and not module.check_mode:
             apply(params["models_dir"], result)
-    except (LinksError, OSError) as error:
+    except (LinksError, VersionError, OSError) as error:
         module.fail_json(msg=str(error))
     module.exit_json(**result)
 

@@ -1,0 +1,67 @@
+"""module_utils/durable.py's version_dir: which names a link (current, previous) may point at.
+
+current_link and model_links both ask it before they change anything; their own tests hold one case each
+proving that they do. Here, on a real directory of versions beside the links: every kind of name refused,
+with the value and the versions there in the message.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import VersionError, version_dir
+
+LINKS = ("current", "previous")
+
+
+@pytest.fixture()
+def versions(tmp_path: Path) -> Path:
+    """Two versions, the links, a hidden work directory, a tarball and a link that looks like a version."""
+    root = tmp_path / "versions"
+    for name in ("v-2", "v-1", ".v-3.tmp"):
+        (root / name).mkdir(parents=True)
+    (root / "v-1.tar.gz").write_bytes(b"tar")
+    for link in LINKS + ("v-alias",):
+        (root / link).symlink_to("v-1")
+    return root
+
+
+def test_a_version_directory_is_its_path(versions: Path) -> None:
+    assert version_dir(str(versions), "v-2", links=LINKS) == str(versions / "v-2")
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("name", ["", ".", "..", "../etc", "v-2/bin", "/etc", ".v-3.tmp", "current", "previous"])
+def test_a_name_that_cannot_be_a_version_is_refused(versions: Path, name: str) -> None:
+    with pytest.raises(VersionError) as refused:
+        version_dir(str(versions), name, "current", LINKS)
+    assert str(refused.value) == ("current must be the name of a version directory in {} (not empty, not hidden, no '/', "
+                                  "not the links current or previous); got {!r}".format(versions, name))
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("name", ["v-9", "v-1.tar.gz", "v-alias"])
+def test_a_name_that_is_no_version_directory_is_refused_naming_the_versions_there(versions: Path, name: str) -> None:
+    with pytest.raises(VersionError) as refused:
+        version_dir(str(versions), name, links=LINKS)
+    assert str(refused.value) == ("version {!r} is not a version in {} (no such directory; the versions there: v-1, v-2); "
+                                  "nothing was changed".format(name, versions))
+
+
+@pytest.mark.bad_input
+def test_only_the_links_given_are_reserved_and_an_empty_directory_says_so(tmp_path: Path) -> None:
+    with pytest.raises(VersionError, match=r"'previous' is not a version in .* \(no such directory; there are no versions\)"):
+        version_dir(str(tmp_path), "previous")  # (links: current only)
+    with pytest.raises(VersionError, match="there are no versions"):
+        version_dir(str(tmp_path / "missing"), "v-1")
+
+
+def test_check_mode_accepts_a_version_an_earlier_task_would_make_but_not_something_else_in_its_place(versions: Path) -> None:
+    assert version_dir(str(versions), "v-9", predict=True) == os.path.join(str(versions), "v-9")
+    assert version_dir(str(versions / "missing"), "v-9", predict=True) == str(versions / "missing" / "v-9")
+    with pytest.raises(VersionError, match="'v-1.tar.gz' is not a version"):
+        version_dir(str(versions), "v-1.tar.gz", predict=True)
+    with pytest.raises(VersionError, match="must be the name of a version directory"):
+        version_dir(str(versions), "../v-9", predict=True)
