@@ -385,7 +385,7 @@ def test_a_src_whose_sum_is_not_the_expected_one_is_refused_before_the_pi_change
      "file {root}/a.whl: the sha256 expected of its src {src_dir}/a.whl is 'a1b2', not a sha256 sum (64 hexadecimal digits); "
      "nothing was changed on the Pi. Stage it again."),
     ('{content: "x", dest: "{{ root }}/a.whl", mode: "0644", sha256: "' + "0" * 64 + '"}',
-     "file {root}/a.whl: sha256 and fix belong to a src"),
+     "file {root}/a.whl: sha256, sha256_file and fix belong to a src"),
 ])
 def test_a_sum_that_cannot_be_checked_is_refused(tmp_path: Path, entry: str, message: str) -> None:
     src_dir, root = _cache_and_pi(tmp_path)
@@ -393,6 +393,87 @@ def test_a_sum_that_cannot_be_checked_is_refused(tmp_path: Path, entry: str, mes
     play = SUMS.replace(SUMS[SUMS.index("{src:"):SUMS.index("\n", SUMS.index("{src:"))], entry)
     run = _play(tmp_path, root, src_dir, play=play)
     assert run["rc"] != 0 and message.format(root=root, src_dir=src_dir) in run["task"]["msg"]
+    assert list(root.iterdir()) == []
+
+
+SUM_FILE = SUMS.replace('sha256: "SUM"', 'sha256_file: "{{ src_dir }}/a.whl.sha256"')
+
+
+@pytest.mark.parametrize("record", ["{sum}  a.whl\n", "{sum}\n", "{SUM} *a.whl", "\n{sum}  /elsewhere/a.whl\n\n"],
+                         ids=["sha256sum", "sum-alone", "binary-mode-upper-case", "path-and-blank-lines"])
+def test_a_src_is_checked_against_the_sum_its_sum_file_holds(tmp_path: Path, record: str) -> None:
+    src_dir, root = _cache_and_pi(tmp_path)
+    (src_dir / "a.whl").write_bytes(b"A")
+    (src_dir / "a.whl.sha256").write_text(record.format(sum=_sha(b"A"), SUM=_sha(b"A").upper()))
+    run = _play(tmp_path, root, src_dir, play=SUM_FILE)
+    assert run["rc"] == 0, run["task"].get("msg")
+    assert (root / "wheels" / "a.whl").read_bytes() == b"A"
+
+
+@pytest.mark.bad_input
+def test_a_src_that_differs_from_its_sum_file_is_refused_naming_the_sum_file(tmp_path: Path) -> None:
+    src_dir, root = _cache_and_pi(tmp_path)
+    (src_dir / "a.whl").write_bytes(b"A damaged")
+    (src_dir / "a.whl.sha256").write_text("{}  a.whl\n".format(_sha(b"A")))
+    run = _play(tmp_path, root, src_dir, play=SUM_FILE)
+    assert run["rc"] != 0 and run["task"]["msg"] == (
+        "paths_state: file {}: its src {} has sha256 {}, not the expected {} (recorded in {}): it is damaged or not the file that "
+        "was meant, and nothing was changed on the Pi. Stage it again.".format(
+            root / "wheels" / "a.whl", src_dir / "a.whl", _sha(b"A damaged"), _sha(b"A"), src_dir / "a.whl.sha256"))
+    assert list(root.iterdir()) == [], "nothing on the Pi changed"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("record,message", [
+    (None, "file {root}/wheels/a.whl: the sum file {src_dir}/a.whl.sha256 of its src {src_dir}/a.whl is not on the controller ("),
+    ("", "file {root}/wheels/a.whl: the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl is empty (a build or a copy that did "
+         "not finish?); nothing was changed on the Pi. Stage it again."),
+    ("  \n\n", "the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl is empty"),
+    ("no sum recorded\n", "the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl holds 'no sum recorded', not a sha256 sum (64 "
+                            "hexadecimal digits first on its line, as sha256sum writes it); nothing was changed on the Pi. Stage it "
+                            "again."),
+    ("{sum}  a.whl\n{sum}  b.whl\n", "the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl holds 2 lines; it must hold one, "
+                                       "the sum of a.whl"),
+    ("{sum}  b.whl\n", "the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl records the sum of b.whl, not of a.whl"),
+    ("0" * 5000, "the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl is larger than 4 KiB"),
+], ids=["missing", "empty", "blank", "not-a-sum", "two-lines", "another-file", "too-large"])
+def test_a_sum_file_that_holds_no_usable_sum_is_refused_naming_it(tmp_path: Path, record: Optional[str], message: str) -> None:
+    src_dir, root = _cache_and_pi(tmp_path)
+    (src_dir / "a.whl").write_bytes(b"A")
+    if record is not None:
+        (src_dir / "a.whl.sha256").write_text(record.format(sum=_sha(b"A")))
+    run = _play(tmp_path, root, src_dir, play=SUM_FILE)
+    assert run["rc"] != 0 and message.format(root=root, src_dir=src_dir) in run["task"]["msg"], run["task"]["msg"]
+    assert run["task"]["msg"].endswith("Stage it again."), "the task's fix ends the message"
+    assert list(root.iterdir()) == [], "nothing on the Pi changed"
+
+
+@pytest.mark.bad_input
+def test_a_sum_file_without_a_fix_names_how_to_record_the_sum(tmp_path: Path) -> None:
+    src_dir, root = _cache_and_pi(tmp_path)
+    (src_dir / "a.whl").write_bytes(b"A")
+    (src_dir / "a.whl.sha256").write_text("")
+    run = _play(tmp_path, root, src_dir, play=SUM_FILE.replace(', fix: "Stage it again."', ""))
+    assert run["rc"] != 0 and run["task"]["msg"].endswith(
+        "is empty (a build or a copy that did not finish?); nothing was changed on the Pi. Record the sum of a copy you trust there "
+        "(cd {0} && sha256sum a.whl > {0}/a.whl.sha256), or make both files again.".format(src_dir)), run["task"]["msg"]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("entry,message", [
+    ('{src: "{{ src_dir }}/a.whl", dest: "{{ root }}/a.whl", mode: "0644", sha256: "' + "0" * 64 + '", '
+     'sha256_file: "{{ src_dir }}/a.whl.sha256"}',
+     "file {root}/a.whl: give the sum its src {src_dir}/a.whl must have as sha256 or as sha256_file ({src_dir}/a.whl.sha256), not both"),
+    ('{content: "x", dest: "{{ root }}/a.whl", mode: "0644", sha256_file: "{{ src_dir }}/a.whl.sha256"}',
+     "file {root}/a.whl: sha256, sha256_file and fix belong to a src"),
+], ids=["both", "without-src"])
+def test_sha256_file_is_refused_with_sha256_or_without_a_src(tmp_path: Path, entry: str, message: str) -> None:
+    src_dir, root = _cache_and_pi(tmp_path)
+    (src_dir / "a.whl").write_bytes(b"A")
+    (src_dir / "a.whl.sha256").write_text("{}  a.whl\n".format(_sha(b"A")))
+    play = SUMS.replace(SUMS[SUMS.index("{src:"):SUMS.index("\n", SUMS.index("{src:"))], entry)
+    run = _play(tmp_path, root, src_dir, play=play)
+    assert run["rc"] != 0 and message.format(root=root, src_dir=src_dir) in run["task"]["msg"], run["task"]["msg"]
     assert list(root.iterdir()) == []
 
 

@@ -68,8 +68,13 @@ options:
       - With C(src), C(sha256) is the sum the controller's file must have (64 hexadecimal digits, such as the record
         beside a staged artifact); the action plugin refuses a src whose sum differs, naming both sums, before
         anything changes on the Pi.
-      - With C(src), C(fix) is a sentence that ends the refusal of a src that is missing or differs from C(sha256)
-        (who makes the file and how, such as the playbook that stages it).
+      - With C(src), C(sha256_file) is a file on the controller (found as C(src) is) that holds that sum instead, as
+        C(sha256sum FILE) writes it - one line, the sum alone or followed by the src's file name (such as the C(.sha256)
+        beside a built tarball). The action plugin reads it; a sum file that is missing, empty, malformed (more than one
+        line, no sha256 first on its line) or that names another file is refused, naming it, before anything changes on
+        the Pi. Give C(sha256) or C(sha256_file), not both.
+      - With C(src), C(fix) is a sentence that ends the refusal of a src that is missing or differs from its expected
+        sum, or of a sum file that cannot be used (who makes the file and how, such as the playbook that stages it).
       - C(force) false (any boolean Ansible reads, such as C(no)) writes the file only when it does not exist and then
         leaves it alone (a seed that belongs to its users afterwards).
       - C(validate) is a command with C(%s), run on the new content before it replaces the destination
@@ -100,15 +105,20 @@ EXAMPLES = r"""
       - {path: /etc/voice-appliance/slots, owner: root, group: voice, mode: "2775"}
     absent: [/etc/mosquitto/voice-appliance.passwd.fingerprint]
 
-- name: Create the wheel directory, copy the wheel from the controller's cache and record a local fact.
+- name: Create the wheel and tools directories, copy a wheel and a tarball from the controller's cache and record a local fact.
   pivoice.voice_appliance.paths_state:
     directories:
       - {path: /opt/voice-appliance/wheels, owner: root, group: root, mode: "0755"}
+      - {path: /opt/voice-appliance/tools, owner: root, group: root, mode: "0755"}
     files:
-      - {src: /home/me/.cache/pi-voice/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl,
-         dest: /opt/voice-appliance/wheels/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl, owner: root, group: root, mode: "0644",
-         sha256: "{{ lookup('ansible.builtin.file', '/home/me/.cache/pi-voice/deepspeech.sha256') }}",
+      - {src: /home/me/.cache/pi-voice/deepspeech-0.7.4-cp38-cp38-manylinux1_x86_64.whl,
+         dest: /opt/voice-appliance/wheels/deepspeech-0.7.4-cp38-cp38-manylinux1_x86_64.whl, owner: root, group: root, mode: "0644",
+         sha256: 84856c1195660ad292d39af9938bb05d0cad5e4c39a59efbf99aa0e94510a558,
          fix: "Stage it again with ansible-playbook playbooks/stage.yml."}
+      - {src: /home/me/.cache/pi-voice/deepspeech-tools/deepspeech-tools-armhf-0123456789ab.tar.gz,
+         dest: /opt/voice-appliance/tools/deepspeech-tools-armhf-0123456789ab.tar.gz, owner: root, group: root, mode: "0644",
+         sha256_file: /home/me/.cache/pi-voice/deepspeech-tools/deepspeech-tools-armhf-0123456789ab.tar.gz.sha256,
+         fix: "Build it again with ansible-playbook playbooks/build_tools.yml."}
       - {content: '{"flavour": "tflite"}', dest: /etc/ansible/facts.d/deepspeech.fact, owner: root, group: root,
          mode: "0644", validate: python3 -m json.tool %s}
 """
