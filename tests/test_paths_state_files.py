@@ -96,6 +96,59 @@ def test_content_that_arrived_damaged_replaces_nothing(tmp_path: Path) -> None:
     assert wheel.read_bytes() == b"the old wheel" and _leftovers(tmp_path) == []
 
 
+def test_a_sent_content_on_the_destinations_filesystem_is_renamed_into_place_not_copied(tmp_path: Path) -> None:
+    """No second copy of a large artifact on the Pi's disk: the content the action plugin sent becomes the file."""
+    scorer = tmp_path / "models" / "kenlm.scorer"
+    scorer.parent.mkdir()
+    scorer.write_bytes(b"the old scorer")
+    data = b"scorer" * 10000
+    staged = tmp_path / "ansible-tmp" / "source-0"
+    staged.parent.mkdir()
+    staged.write_bytes(data)
+    os.chmod(str(staged), 0o600)
+    inode = staged.stat().st_ino
+    entry = {"sha256": _sha(data), "size": len(data), "dest": str(scorer), "owner": ME, "group": MY_GROUP, "mode": "0644"}
+    result = _run([entry], staged={str(scorer): str(staged)})
+    assert result["changes"] == {str(scorer): ["content"]} and scorer.read_bytes() == data
+    assert scorer.stat().st_ino == inode and not staged.exists(), "renamed, not copied"
+    assert _mode(scorer) == 0o644 and (scorer.stat().st_uid, scorer.stat().st_gid) == (os.getuid(), os.getgid())
+    assert _leftovers(scorer.parent) == []
+
+
+def test_a_sent_content_on_another_filesystem_is_copied_beside_the_destination(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    wheel = tmp_path / "wheel.whl"
+    data = b"wheel" * 1000
+    staged = tmp_path / "source-0"
+    staged.write_bytes(data)
+    real_fstat = os.fstat
+
+    def elsewhere(fd: int) -> os.stat_result:  # the staged file as if on another device
+        fields = list(real_fstat(fd))
+        fields[2] += 1
+        return os.stat_result(fields)
+    monkeypatch.setattr(paths.os, "fstat", elsewhere)
+    os.chmod(str(staged), 0o600)
+    entry = {"sha256": _sha(data), "size": len(data), "dest": str(wheel), "mode": "0640"}
+    assert _run([entry], staged={str(wheel): str(staged)})["changes"] == {str(wheel): ["created"]}
+    assert wheel.read_bytes() == data and staged.read_bytes() == data and wheel.stat().st_ino != staged.stat().st_ino
+    assert _mode(wheel) == 0o640 and _mode(staged) == 0o600, "the sent file itself is left as it came"
+
+
+@pytest.mark.fault
+def test_a_sent_content_that_is_damaged_or_fails_its_validation_is_not_renamed_into_place(tmp_path: Path) -> None:
+    fact = tmp_path / "voice.fact"
+    fact.write_text('{"old": true}\n')
+    for sent, validate, message in ((b"{}\n", "", "the content that reached the Pi has sha256"),
+                                    (b"{not json\n", "python3 -m json.tool %s", "fails its validation")):
+        staged = tmp_path / "source-0"
+        staged.write_bytes(sent)
+        entry = {"sha256": _sha(b"{not json\n"), "size": 10, "dest": str(fact), "mode": "0644", "validate": validate}
+        with pytest.raises(paths.PathsError, match=message):
+            _run([entry], staged={str(fact): str(staged)})
+        assert fact.read_text() == '{"old": true}\n' and staged.exists() and _leftovers(tmp_path) == []
+
+
 @pytest.mark.fault
 def test_content_that_fails_its_validation_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     fact = tmp_path / "rhasspy_asr.fact"
