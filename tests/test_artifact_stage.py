@@ -281,6 +281,42 @@ def test_artifact_sum_refuses_a_request_it_cannot_answer(item: Any, message: str
     assert message in str(error.value)
 
 
+def test_staged_artifact_describes_a_cached_file_by_its_recorded_sum_without_reading_it(tmp_path: Path) -> None:
+    module = _pending_filter()
+    graph = tmp_path / "model" / "1.0" / "m.tflite"
+    graph.parent.mkdir(parents=True)
+    graph.write_bytes(b"the graph")
+    recorded = "cd" * 32  # not the file's sum: the filter takes the record, the copy checks the file against it
+    catalog = {"model": {"1.0": {"tflite": {"filename": "m.tflite", "sha256": ""}}}}
+    trusted = {"model": {"1.0": {"tflite": recorded}}}
+    assert module.staged_artifact(ITEM, catalog, trusted, str(tmp_path)) == {"path": str(graph), "checksum": recorded, "size": 9}
+    catalog["model"]["1.0"]["tflite"]["sha256"] = _sha256(graph)
+    assert module.staged_artifact(ITEM, catalog, trusted, str(tmp_path))["checksum"] == _sha256(graph), "a pin wins"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("fault,message", [
+    ("missing", "staged_artifact: model 1.0 tflite is not staged on the controller ({path} is missing). Run playbooks/stage.yml "
+                "first (site.yml does)."),
+    ("directory", "staged_artifact: model 1.0 tflite is not staged on the controller ({path} is missing)"),
+    ("unknown", "staged_artifact: no sha256 is known for model 1.0 tflite ({path}): none is pinned in the artifact table and none "
+                "was recorded on first use (artifact_stage_trusted_sums_file). Stage it with playbooks/stage.yml (site.yml does), "
+                "which checks it and records its sum."),
+])
+def test_staged_artifact_refuses_a_file_the_cache_lacks_or_whose_sum_is_unknown(tmp_path: Path, fault: str, message: str) -> None:
+    from ansible.errors import AnsibleFilterError
+    path = tmp_path / "model" / "1.0" / "m.tflite"
+    path.parent.mkdir(parents=True)
+    if fault == "directory":
+        path.mkdir()
+    elif fault == "unknown":
+        path.write_bytes(b"the graph")
+    catalog = {"model": {"1.0": {"tflite": {"filename": "m.tflite", "sha256": "" if fault == "unknown" else "ab" * 32}}}}
+    with pytest.raises(AnsibleFilterError) as error:
+        _pending_filter().staged_artifact(ITEM, catalog, {}, str(tmp_path))
+    assert message.format(path=path) in str(error.value)
+
+
 @pytest.mark.fault
 @pytest.mark.parametrize("fault,expect", [
     ("500", "HTTP 500"),

@@ -112,8 +112,8 @@ def pi(tmp_path: Path) -> Pi:
 
 
 def _ran(run: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
-    """The result of the task of that name that ran (not skipped), if any."""
-    return next((result for task, result in run["tasks"] if task == name and not result.get("skipped")), None)
+    """The result of the task of that name (the report puts the role's name before it) that ran, if any."""
+    return next((result for task, result in run["tasks"] if task.split(" : ", 1)[-1] == name and not result.get("skipped")), None)
 
 
 def test_a_model_is_copied_proved_marked_and_switched_to_and_a_rerun_changes_nothing(pi: Pi) -> None:
@@ -129,6 +129,59 @@ def test_a_model_is_copied_proved_marked_and_switched_to_and_a_rerun_changes_not
     assert warm["rc"] == 0 and warm["changed"] == 0, warm["failed"]
     checked = pi.run("1", check=True)
     assert checked["rc"] == 0 and checked["changed"] == 0, checked["failed"]
+    # Named and marked by the recorded sums: no task measures the staged files (staging did, this run), on the
+    # controller or on the Pi; the copy (paths_state) checks them when it sends them.
+    for run in (cold, warm):
+        assert not [name for name, result in run["tasks"] if result.get("action") == "ansible.builtin.stat"], run["tasks"]
+
+
+def test_a_new_version_in_check_mode_changes_nothing_and_says_what_would_change(pi: Pi) -> None:
+    pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET})
+    assert pi.run("1")["rc"] == 0
+    working = pi.current()
+    pi.stage("2", {"tflite": GRAPH + b"v2", "alphabet": ALPHABET})
+    checked = pi.run("2", check=True)
+    assert checked["rc"] == 0 and checked["changed"] > 0, checked["failed"]
+    copy = _ran(checked, "Create the directory of the new version and copy the model files from the controller's cache into it.")
+    assert copy is not None and copy["changed"]
+    assert pi.current() == working and pi.versions() == [working], "a dry run changes nothing on the Pi"
+
+
+@pytest.mark.fault
+def test_a_model_file_emptied_on_the_pi_is_sent_again_alone_and_proved(pi: Pi) -> None:
+    pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET})
+    assert pi.run("1")["rc"] == 0
+    version = pi.models / pi.current()
+    (version / "output_graph.tflite").write_bytes(b"")
+    alphabet = (version / "alphabet.txt").stat().st_ino
+    run = pi.run("1")
+    assert run["rc"] == 0, run["failed"]
+    copy = _ran(run, "Create the directory of the new version and copy the model files from the controller's cache into it.")
+    assert copy is not None and copy["changes"] == {str(version / "output_graph.tflite"): ["content"]}
+    assert (version / "output_graph.tflite").read_bytes() == GRAPH and (version / "alphabet.txt").stat().st_ino == alphabet
+    assert pi.versions() == [version.name], "the current version proved again in place"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("fault,message", [
+    ("missing", "staged_artifact: m 2 tflite is not staged on the controller ({graph} is missing). Run playbooks/stage.yml first "
+                "(site.yml does)."),
+    ("unknown", "staged_artifact: no sha256 is known for m 2 tflite ({graph}): none is pinned in the artifact table and none was "
+                "recorded on first use (artifact_stage_trusted_sums_file). Stage it with playbooks/stage.yml"),
+], ids=["missing", "unknown-sum"])
+def test_a_file_the_cache_lacks_or_whose_sum_is_unknown_is_refused_before_the_pi_changes(pi: Pi, fault: str, message: str) -> None:
+    pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET})
+    assert pi.run("1")["rc"] == 0
+    working = pi.current()
+    pi.stage("2", {"tflite": GRAPH + b"v2", "alphabet": ALPHABET})
+    graph = pi.cache / "m" / "2" / "output_graph.tflite"
+    if fault == "missing":
+        graph.unlink()
+    else:
+        pi.catalog["artifacts"]["m"]["2"]["tflite"]["sha256"] = ""
+    run = pi.run("2")
+    assert run["rc"] != 0 and message.format(graph=graph) in run["failed"], run["failed"]
+    assert pi.current() == working and pi.versions() == [working], "nothing on the Pi changed"
 
 
 @pytest.mark.fault
@@ -147,3 +200,4 @@ def test_a_staged_file_changed_since_staging_is_refused_before_the_pi_changes(pi
     for part in (str(replaced), sums["tflite"], _sha(GRAPH + b"other"), "run playbooks/stage.yml again"):
         assert part in run["failed"], (part, run["failed"])
     assert pi.current() == working and pi.versions() == [working], "nothing on the Pi changed"
+

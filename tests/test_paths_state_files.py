@@ -607,3 +607,31 @@ def test_file_copies_refuses_what_is_not_a_list_of_file_names(names: Any, messag
     with pytest.raises(module.AnsibleFilterError) as error:
         module.file_copies(names, "/c", "/d")
     assert message in str(error.value)
+
+
+def test_checked_copies_sends_each_file_under_its_name_with_the_sum_it_must_have() -> None:
+    files = {"tflite": {"path": "/cache/m/1/output_graph.tflite", "checksum": "AB" * 32, "size": 9},
+             "alphabet": {"path": "/cache/m/1/alphabet.txt", "checksum": "cd" * 32, "size": 3}}
+    fix = "Run playbooks/stage.yml again."
+    assert _filter().checked_copies(files, "/opt/va/models/m-1-abc/", fix) == [
+        {"src": "/cache/m/1/output_graph.tflite", "dest": "/opt/va/models/m-1-abc/output_graph.tflite", "sha256": "ab" * 32,
+         "fix": fix, "owner": "root", "group": "root", "mode": "0644"},
+        {"src": "/cache/m/1/alphabet.txt", "dest": "/opt/va/models/m-1-abc/alphabet.txt", "sha256": "cd" * 32,
+         "fix": fix, "owner": "root", "group": "root", "mode": "0644"}]
+    assert _filter().checked_copies(list(files.values()), "/d") == _filter().checked_copies(files, "/d")
+    assert _filter().checked_copies({}, "/d") == []
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("files,message", [
+    ("/cache/m.tflite", "checked_copies: expects a list (or a mapping) of {path, checksum}, got '/cache/m.tflite'"),
+    ([{"path": "/cache/m.tflite"}], "checked_copies: {'path': '/cache/m.tflite'} is not a controller file with its sha256"),
+    ([{"path": "/cache/m.tflite", "checksum": "no sum"}], "each needs path and checksum (64 hexadecimal digits)"),
+    ([{"path": "/a/m.tflite", "checksum": "ab" * 32}, {"path": "/b/m.tflite", "checksum": "cd" * 32}],
+     "checked_copies: two files are named m.tflite (/a/m.tflite and /b/m.tflite); each needs a name of its own in /d"),
+])
+def test_checked_copies_refuses_what_is_not_a_list_of_files_with_their_sums(files: Any, message: str) -> None:
+    module = _filter()
+    with pytest.raises(module.AnsibleFilterError) as error:
+        module.checked_copies(files, "/d")
+    assert message in str(error.value)

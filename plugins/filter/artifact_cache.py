@@ -4,6 +4,10 @@
 pins, else the one recorded when it was trusted on first use, else none yet ("": the first download's sum is
 measured and recorded). artifact_stage (this filter, its fetch tasks) and deepspeech_model use it.
 
+``staged_artifact`` describes an artifact the cache holds by its path, that sum and its size, without reading it:
+deepspeech_model names, marks and copies the model files with it (paths_state checks each against that sum when it
+is copied), so a converged Pi costs the controller no second sum of files that staging measured this run.
+
 ``artifacts_pending`` names the requested artifacts the cache does not yet hold with that sum; artifact_stage
 fetches only these. A missing file, a file with another sum and a file without a known sum are pending, and the
 fetch tasks handle them exactly as before (a wrong file is fetched again and checked; a first-use file is measured
@@ -68,6 +72,32 @@ def artifact_sum(item: Any, catalog: Mapping[str, Any], trusted: Optional[Mappin
     return recorded
 
 
+def _cache_path(cache_dir: str, item: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
+    """One layout: cache_dir/NAME/VERSION/FILENAME."""
+    return os.path.join(str(cache_dir), str(item["name"]), str(item["version"]), str(entry["filename"]))
+
+
+def staged_artifact(item: Any, catalog: Mapping[str, Any], trusted: Optional[Mapping[str, Any]], cache_dir: str) -> Dict[str, Any]:
+    """The staged file of the artifact ``item`` as ``{path, checksum, size}`` (checksum: its artifact_sum; named as
+    ansible.builtin.stat names them). The file is not read: whoever copies it checks it against that sum. Refused,
+    naming the file and the fix, when the cache lacks it or no sum is known for it."""
+    key = _key("staged_artifact", item)
+    path = _cache_path(cache_dir, item, _entry("staged_artifact", item, catalog))
+    checksum = artifact_sum(item, catalog, trusted)
+    try:
+        size = os.stat(path).st_size if os.path.isfile(path) else -1
+    except OSError:
+        size = -1
+    if size < 0:
+        raise AnsibleFilterError("staged_artifact: {} {} {} is not staged on the controller ({} is missing). Run "
+                                 "playbooks/stage.yml first (site.yml does).".format(*key, path))
+    if not checksum:
+        raise AnsibleFilterError("staged_artifact: no sha256 is known for {} {} {} ({}): none is pinned in the artifact table "
+                                 "and none was recorded on first use (artifact_stage_trusted_sums_file). Stage it with "
+                                 "playbooks/stage.yml (site.yml does), which checks it and records its sum.".format(*key, path))
+    return {"path": path, "checksum": checksum, "size": size}
+
+
 def artifacts_pending(items: Iterable[Any], catalog: Mapping[str, Any], trusted: Optional[Mapping[str, Any]],
                       cache_dir: str) -> List[Dict[str, Any]]:
     """The items (name, version, variant) whose file under cache_dir/NAME/VERSION/FILENAME is missing or does
@@ -81,9 +111,8 @@ def artifacts_pending(items: Iterable[Any], catalog: Mapping[str, Any], trusted:
         if key in seen:
             continue
         seen.add(key)
-        entry = _entry("artifacts_pending", item, catalog)
+        path = _cache_path(cache_dir, item, _entry("artifacts_pending", item, catalog))
         expected = artifact_sum(item, catalog, trusted)
-        path = os.path.join(str(cache_dir), key[0], key[1], str(entry["filename"]))
         held = bool(expected) and os.path.isfile(path) and sha256_file(path) == expected
         if not held:
             pending.append(dict(item))
@@ -92,4 +121,4 @@ def artifacts_pending(items: Iterable[Any], catalog: Mapping[str, Any], trusted:
 
 class FilterModule:
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return {"artifact_sum": artifact_sum, "artifacts_pending": artifacts_pending}
+        return {"artifact_sum": artifact_sum, "staged_artifact": staged_artifact, "artifacts_pending": artifacts_pending}
