@@ -233,6 +233,90 @@ def test_artifacts_pending_refuses_a_malformed_request(tmp_path: Path, items: An
         _pending_filter().artifacts_pending(items, {}, {}, str(tmp_path))
 
 
+ITEM = {"name": "model", "version": "1.0", "variant": "tflite"}
+
+
+def test_artifact_sum_is_the_pinned_sum_else_the_first_use_record_else_none() -> None:
+    """The one rule every user of a staged artifact's sum follows (artifact_stage's fetch, deepspeech_model)."""
+    artifact_sum = _pending_filter().artifact_sum
+    pinned, recorded = "ab" * 32, "cd" * 32
+    trusted = {"model": {"1.0": {"tflite": recorded}}}
+    catalog = {"model": {"1.0": {"tflite": {"filename": "m.tflite", "sha256": pinned.upper()}}}}
+    assert artifact_sum(ITEM, catalog, trusted) == pinned, "a pinned sum wins over a first-use record (lower case)"
+    for unpinned in ("", None):
+        catalog["model"]["1.0"]["tflite"]["sha256"] = unpinned
+        assert artifact_sum(ITEM, catalog, trusted) == recorded, "trusted on first use: the recorded sum"
+        assert artifact_sum(ITEM, catalog, {}) == "" and artifact_sum(ITEM, catalog, None) == "", "unknown yet"
+    del catalog["model"]["1.0"]["tflite"]["sha256"]
+    assert artifact_sum(ITEM, catalog, {"model": {"1.0": {"pb": recorded}}}) == "", "another variant's record is not this one's"
+    assert artifact_sum(dict(ITEM, version=1.0), {"model": {"1.0": {"tflite": {"filename": "m", "sha256": pinned}}}}, {}) == pinned
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("pinned,recorded,message", [
+    ("abc123", "", "the sha256 pinned for model 1.0 tflite is 'abc123', not a sha256 sum (64 hexadecimal digits). Correct it in "
+                   "the artifact table or artifact_stage_catalog_overrides"),
+    ("g" * 64, "", "the sha256 pinned for model 1.0 tflite is '{}', not a sha256 sum".format("g" * 64)),
+    ("", "no sum", "the sum recorded on first use for model 1.0 tflite is 'no sum', not a sha256 sum (64 hexadecimal digits). "
+                   "Correct it in the trust-on-first-use record (artifact_stage_trusted_sums_file)"),
+])
+def test_artifact_sum_refuses_a_value_that_is_no_sha256_naming_it_and_the_fix(pinned: str, recorded: str, message: str) -> None:
+    from ansible.errors import AnsibleFilterError
+    catalog = {"model": {"1.0": {"tflite": {"filename": "m.tflite", "sha256": pinned}}}}
+    with pytest.raises(AnsibleFilterError) as error:
+        _pending_filter().artifact_sum(ITEM, catalog, {"model": {"1.0": {"tflite": recorded}}})
+    assert message in str(error.value)
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("item,message", [
+    ("model", "artifact_sum: 'model' is not an artifact request; each needs name, version and variant"),
+    ({"name": "model", "version": "1.0"}, "each needs name, version and variant"),
+    (dict(ITEM, variant="pb"), "artifact_sum: model 1.0 pb is not in the artifact table"),
+])
+def test_artifact_sum_refuses_a_request_it_cannot_answer(item: Any, message: str) -> None:
+    from ansible.errors import AnsibleFilterError
+    with pytest.raises(AnsibleFilterError) as error:
+        _pending_filter().artifact_sum(item, {"model": {"1.0": {"tflite": {"filename": "m.tflite"}}}}, {})
+    assert message in str(error.value)
+
+
+def test_staged_artifact_describes_a_cached_file_by_its_recorded_sum_without_reading_it(tmp_path: Path) -> None:
+    module = _pending_filter()
+    graph = tmp_path / "model" / "1.0" / "m.tflite"
+    graph.parent.mkdir(parents=True)
+    graph.write_bytes(b"the graph")
+    recorded = "cd" * 32  # not the file's sum: the filter takes the record, the copy checks the file against it
+    catalog = {"model": {"1.0": {"tflite": {"filename": "m.tflite", "sha256": ""}}}}
+    trusted = {"model": {"1.0": {"tflite": recorded}}}
+    assert module.staged_artifact(ITEM, catalog, trusted, str(tmp_path)) == {"path": str(graph), "checksum": recorded, "size": 9}
+    catalog["model"]["1.0"]["tflite"]["sha256"] = _sha256(graph)
+    assert module.staged_artifact(ITEM, catalog, trusted, str(tmp_path))["checksum"] == _sha256(graph), "a pin wins"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("fault,message", [
+    ("missing", "staged_artifact: model 1.0 tflite is not staged on the controller ({path} is missing). Run playbooks/stage.yml "
+                "first (site.yml does)."),
+    ("directory", "staged_artifact: model 1.0 tflite is not staged on the controller ({path} is missing)"),
+    ("unknown", "staged_artifact: no sha256 is known for model 1.0 tflite ({path}): none is pinned in the artifact table and none "
+                "was recorded on first use (artifact_stage_trusted_sums_file). Stage it with playbooks/stage.yml (site.yml does), "
+                "which checks it and records its sum."),
+])
+def test_staged_artifact_refuses_a_file_the_cache_lacks_or_whose_sum_is_unknown(tmp_path: Path, fault: str, message: str) -> None:
+    from ansible.errors import AnsibleFilterError
+    path = tmp_path / "model" / "1.0" / "m.tflite"
+    path.parent.mkdir(parents=True)
+    if fault == "directory":
+        path.mkdir()
+    elif fault == "unknown":
+        path.write_bytes(b"the graph")
+    catalog = {"model": {"1.0": {"tflite": {"filename": "m.tflite", "sha256": "" if fault == "unknown" else "ab" * 32}}}}
+    with pytest.raises(AnsibleFilterError) as error:
+        _pending_filter().staged_artifact(ITEM, catalog, {}, str(tmp_path))
+    assert message.format(path=path) in str(error.value)
+
+
 @pytest.mark.fault
 @pytest.mark.parametrize("fault,expect", [
     ("500", "HTTP 500"),

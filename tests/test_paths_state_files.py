@@ -96,6 +96,59 @@ def test_content_that_arrived_damaged_replaces_nothing(tmp_path: Path) -> None:
     assert wheel.read_bytes() == b"the old wheel" and _leftovers(tmp_path) == []
 
 
+def test_a_sent_content_on_the_destinations_filesystem_is_renamed_into_place_not_copied(tmp_path: Path) -> None:
+    """No second copy of a large artifact on the Pi's disk: the content the action plugin sent becomes the file."""
+    scorer = tmp_path / "models" / "kenlm.scorer"
+    scorer.parent.mkdir()
+    scorer.write_bytes(b"the old scorer")
+    data = b"scorer" * 10000
+    staged = tmp_path / "ansible-tmp" / "source-0"
+    staged.parent.mkdir()
+    staged.write_bytes(data)
+    os.chmod(str(staged), 0o600)
+    inode = staged.stat().st_ino
+    entry = {"sha256": _sha(data), "size": len(data), "dest": str(scorer), "owner": ME, "group": MY_GROUP, "mode": "0644"}
+    result = _run([entry], staged={str(scorer): str(staged)})
+    assert result["changes"] == {str(scorer): ["content"]} and scorer.read_bytes() == data
+    assert scorer.stat().st_ino == inode and not staged.exists(), "renamed, not copied"
+    assert _mode(scorer) == 0o644 and (scorer.stat().st_uid, scorer.stat().st_gid) == (os.getuid(), os.getgid())
+    assert _leftovers(scorer.parent) == []
+
+
+def test_a_sent_content_on_another_filesystem_is_copied_beside_the_destination(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    wheel = tmp_path / "wheel.whl"
+    data = b"wheel" * 1000
+    staged = tmp_path / "source-0"
+    staged.write_bytes(data)
+    real_fstat = os.fstat
+
+    def elsewhere(fd: int) -> os.stat_result:  # the staged file as if on another device
+        fields = list(real_fstat(fd))
+        fields[2] += 1
+        return os.stat_result(fields)
+    monkeypatch.setattr(paths.os, "fstat", elsewhere)
+    os.chmod(str(staged), 0o600)
+    entry = {"sha256": _sha(data), "size": len(data), "dest": str(wheel), "mode": "0640"}
+    assert _run([entry], staged={str(wheel): str(staged)})["changes"] == {str(wheel): ["created"]}
+    assert wheel.read_bytes() == data and staged.read_bytes() == data and wheel.stat().st_ino != staged.stat().st_ino
+    assert _mode(wheel) == 0o640 and _mode(staged) == 0o600, "the sent file itself is left as it came"
+
+
+@pytest.mark.fault
+def test_a_sent_content_that_is_damaged_or_fails_its_validation_is_not_renamed_into_place(tmp_path: Path) -> None:
+    fact = tmp_path / "voice.fact"
+    fact.write_text('{"old": true}\n')
+    for sent, validate, message in ((b"{}\n", "", "the content that reached the Pi has sha256"),
+                                    (b"{not json\n", "python3 -m json.tool %s", "fails its validation")):
+        staged = tmp_path / "source-0"
+        staged.write_bytes(sent)
+        entry = {"sha256": _sha(b"{not json\n"), "size": 10, "dest": str(fact), "mode": "0644", "validate": validate}
+        with pytest.raises(paths.PathsError, match=message):
+            _run([entry], staged={str(fact): str(staged)})
+        assert fact.read_text() == '{"old": true}\n' and staged.exists() and _leftovers(tmp_path) == []
+
+
 @pytest.mark.fault
 def test_content_that_fails_its_validation_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     fact = tmp_path / "rhasspy_asr.fact"
@@ -385,7 +438,7 @@ def test_a_src_whose_sum_is_not_the_expected_one_is_refused_before_the_pi_change
      "file {root}/a.whl: the sha256 expected of its src {src_dir}/a.whl is 'a1b2', not a sha256 sum (64 hexadecimal digits); "
      "nothing was changed on the Pi. Stage it again."),
     ('{content: "x", dest: "{{ root }}/a.whl", mode: "0644", sha256: "' + "0" * 64 + '"}',
-     "file {root}/a.whl: sha256 and fix belong to a src"),
+     "file {root}/a.whl: sha256, sha256_file and fix belong to a src"),
 ])
 def test_a_sum_that_cannot_be_checked_is_refused(tmp_path: Path, entry: str, message: str) -> None:
     src_dir, root = _cache_and_pi(tmp_path)
@@ -393,6 +446,87 @@ def test_a_sum_that_cannot_be_checked_is_refused(tmp_path: Path, entry: str, mes
     play = SUMS.replace(SUMS[SUMS.index("{src:"):SUMS.index("\n", SUMS.index("{src:"))], entry)
     run = _play(tmp_path, root, src_dir, play=play)
     assert run["rc"] != 0 and message.format(root=root, src_dir=src_dir) in run["task"]["msg"]
+    assert list(root.iterdir()) == []
+
+
+SUM_FILE = SUMS.replace('sha256: "SUM"', 'sha256_file: "{{ src_dir }}/a.whl.sha256"')
+
+
+@pytest.mark.parametrize("record", ["{sum}  a.whl\n", "{sum}\n", "{SUM} *a.whl", "\n{sum}  /elsewhere/a.whl\n\n"],
+                         ids=["sha256sum", "sum-alone", "binary-mode-upper-case", "path-and-blank-lines"])
+def test_a_src_is_checked_against_the_sum_its_sum_file_holds(tmp_path: Path, record: str) -> None:
+    src_dir, root = _cache_and_pi(tmp_path)
+    (src_dir / "a.whl").write_bytes(b"A")
+    (src_dir / "a.whl.sha256").write_text(record.format(sum=_sha(b"A"), SUM=_sha(b"A").upper()))
+    run = _play(tmp_path, root, src_dir, play=SUM_FILE)
+    assert run["rc"] == 0, run["task"].get("msg")
+    assert (root / "wheels" / "a.whl").read_bytes() == b"A"
+
+
+@pytest.mark.bad_input
+def test_a_src_that_differs_from_its_sum_file_is_refused_naming_the_sum_file(tmp_path: Path) -> None:
+    src_dir, root = _cache_and_pi(tmp_path)
+    (src_dir / "a.whl").write_bytes(b"A damaged")
+    (src_dir / "a.whl.sha256").write_text("{}  a.whl\n".format(_sha(b"A")))
+    run = _play(tmp_path, root, src_dir, play=SUM_FILE)
+    assert run["rc"] != 0 and run["task"]["msg"] == (
+        "paths_state: file {}: its src {} has sha256 {}, not the expected {} (recorded in {}): it is damaged or not the file that "
+        "was meant, and nothing was changed on the Pi. Stage it again.".format(
+            root / "wheels" / "a.whl", src_dir / "a.whl", _sha(b"A damaged"), _sha(b"A"), src_dir / "a.whl.sha256"))
+    assert list(root.iterdir()) == [], "nothing on the Pi changed"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("record,message", [
+    (None, "file {root}/wheels/a.whl: the sum file {src_dir}/a.whl.sha256 of its src {src_dir}/a.whl is not on the controller ("),
+    ("", "file {root}/wheels/a.whl: the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl is empty (a build or a copy that did "
+         "not finish?); nothing was changed on the Pi. Stage it again."),
+    ("  \n\n", "the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl is empty"),
+    ("no sum recorded\n", "the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl holds 'no sum recorded', not a sha256 sum (64 "
+                            "hexadecimal digits first on its line, as sha256sum writes it); nothing was changed on the Pi. Stage it "
+                            "again."),
+    ("{sum}  a.whl\n{sum}  b.whl\n", "the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl holds 2 lines; it must hold one, "
+                                       "the sum of a.whl"),
+    ("{sum}  b.whl\n", "the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl records the sum of b.whl, not of a.whl"),
+    ("0" * 5000, "the sum file {src_dir}/a.whl.sha256 of {src_dir}/a.whl is larger than 4 KiB"),
+], ids=["missing", "empty", "blank", "not-a-sum", "two-lines", "another-file", "too-large"])
+def test_a_sum_file_that_holds_no_usable_sum_is_refused_naming_it(tmp_path: Path, record: Optional[str], message: str) -> None:
+    src_dir, root = _cache_and_pi(tmp_path)
+    (src_dir / "a.whl").write_bytes(b"A")
+    if record is not None:
+        (src_dir / "a.whl.sha256").write_text(record.format(sum=_sha(b"A")))
+    run = _play(tmp_path, root, src_dir, play=SUM_FILE)
+    assert run["rc"] != 0 and message.format(root=root, src_dir=src_dir) in run["task"]["msg"], run["task"]["msg"]
+    assert run["task"]["msg"].endswith("Stage it again."), "the task's fix ends the message"
+    assert list(root.iterdir()) == [], "nothing on the Pi changed"
+
+
+@pytest.mark.bad_input
+def test_a_sum_file_without_a_fix_names_how_to_record_the_sum(tmp_path: Path) -> None:
+    src_dir, root = _cache_and_pi(tmp_path)
+    (src_dir / "a.whl").write_bytes(b"A")
+    (src_dir / "a.whl.sha256").write_text("")
+    run = _play(tmp_path, root, src_dir, play=SUM_FILE.replace(', fix: "Stage it again."', ""))
+    assert run["rc"] != 0 and run["task"]["msg"].endswith(
+        "is empty (a build or a copy that did not finish?); nothing was changed on the Pi. Record the sum of a copy you trust there "
+        "(cd {0} && sha256sum a.whl > {0}/a.whl.sha256), or make both files again.".format(src_dir)), run["task"]["msg"]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("entry,message", [
+    ('{src: "{{ src_dir }}/a.whl", dest: "{{ root }}/a.whl", mode: "0644", sha256: "' + "0" * 64 + '", '
+     'sha256_file: "{{ src_dir }}/a.whl.sha256"}',
+     "file {root}/a.whl: give the sum its src {src_dir}/a.whl must have as sha256 or as sha256_file ({src_dir}/a.whl.sha256), not both"),
+    ('{content: "x", dest: "{{ root }}/a.whl", mode: "0644", sha256_file: "{{ src_dir }}/a.whl.sha256"}',
+     "file {root}/a.whl: sha256, sha256_file and fix belong to a src"),
+], ids=["both", "without-src"])
+def test_sha256_file_is_refused_with_sha256_or_without_a_src(tmp_path: Path, entry: str, message: str) -> None:
+    src_dir, root = _cache_and_pi(tmp_path)
+    (src_dir / "a.whl").write_bytes(b"A")
+    (src_dir / "a.whl.sha256").write_text("{}  a.whl\n".format(_sha(b"A")))
+    play = SUMS.replace(SUMS[SUMS.index("{src:"):SUMS.index("\n", SUMS.index("{src:"))], entry)
+    run = _play(tmp_path, root, src_dir, play=play)
+    assert run["rc"] != 0 and message.format(root=root, src_dir=src_dir) in run["task"]["msg"], run["task"]["msg"]
     assert list(root.iterdir()) == []
 
 
@@ -472,4 +606,32 @@ def test_file_copies_refuses_what_is_not_a_list_of_file_names(names: Any, messag
     module = _filter()
     with pytest.raises(module.AnsibleFilterError) as error:
         module.file_copies(names, "/c", "/d")
+    assert message in str(error.value)
+
+
+def test_checked_copies_sends_each_file_under_its_name_with_the_sum_it_must_have() -> None:
+    files = {"tflite": {"path": "/cache/m/1/output_graph.tflite", "checksum": "AB" * 32, "size": 9},
+             "alphabet": {"path": "/cache/m/1/alphabet.txt", "checksum": "cd" * 32, "size": 3}}
+    fix = "Run playbooks/stage.yml again."
+    assert _filter().checked_copies(files, "/opt/va/models/m-1-abc/", fix) == [
+        {"src": "/cache/m/1/output_graph.tflite", "dest": "/opt/va/models/m-1-abc/output_graph.tflite", "sha256": "ab" * 32,
+         "fix": fix, "owner": "root", "group": "root", "mode": "0644"},
+        {"src": "/cache/m/1/alphabet.txt", "dest": "/opt/va/models/m-1-abc/alphabet.txt", "sha256": "cd" * 32,
+         "fix": fix, "owner": "root", "group": "root", "mode": "0644"}]
+    assert _filter().checked_copies(list(files.values()), "/d") == _filter().checked_copies(files, "/d")
+    assert _filter().checked_copies({}, "/d") == []
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("files,message", [
+    ("/cache/m.tflite", "checked_copies: expects a list (or a mapping) of {path, checksum}, got '/cache/m.tflite'"),
+    ([{"path": "/cache/m.tflite"}], "checked_copies: {'path': '/cache/m.tflite'} is not a controller file with its sha256"),
+    ([{"path": "/cache/m.tflite", "checksum": "no sum"}], "each needs path and checksum (64 hexadecimal digits)"),
+    ([{"path": "/a/m.tflite", "checksum": "ab" * 32}, {"path": "/b/m.tflite", "checksum": "cd" * 32}],
+     "checked_copies: two files are named m.tflite (/a/m.tflite and /b/m.tflite); each needs a name of its own in /d"),
+])
+def test_checked_copies_refuses_what_is_not_a_list_of_files_with_their_sums(files: Any, message: str) -> None:
+    module = _filter()
+    with pytest.raises(module.AnsibleFilterError) as error:
+        module.checked_copies(files, "/d")
     assert message in str(error.value)

@@ -8,9 +8,10 @@ the sum goes to the Pi. The module names the files whose content the Pi lacks (`
 are copied into a private temporary directory on the Pi and the module runs once more with them
 ``staged``; it checks their sums before it puts them in place. In check mode nothing is sent.
 
-A ``src`` may carry the sum it must have (``sha256``, from the record beside a staged artifact): one that
-differs, like a missing one, is refused here, before anything on the Pi changes, and ``fix`` (who makes the
-file and how) ends the message.
+A ``src`` may carry the sum it must have, as ``sha256`` or as ``sha256_file``, a controller file that holds it
+(the record beside a staged artifact, as sha256sum writes it): a src whose sum differs, like a missing one, and a
+sum file that is missing, empty or malformed are refused here, before anything on the Pi changes, and ``fix``
+(who makes the file and how) ends the message.
 """
 from __future__ import annotations
 
@@ -39,6 +40,39 @@ def measure(path: str) -> Tuple[str, int]:
     if key not in _SUMS:
         _SUMS[key] = sha256_file(path)
     return _SUMS[key], st.st_size
+
+
+class SumFileError(ValueError):
+    """A sum file that holds no usable sum; the message names it and what it holds."""
+
+
+def recorded_sum(sum_file: str, src: str) -> str:
+    """The sha256 a sum file holds for ``src``: one line, the sum alone or followed by the file's name, as
+    ``sha256sum FILE`` writes it (a name, if given, must be src's). Refused, naming the file: unreadable, empty, more
+    than one line, no sha256, or another file's name."""
+    try:
+        with open(sum_file, "rb") as handle:
+            raw = handle.read(4097)
+    except OSError as error:
+        raise SumFileError("the sum file {} of {} cannot be read ({})".format(sum_file, src, error.strerror or error)) from None
+    if len(raw) > 4096:
+        raise SumFileError("the sum file {} of {} is larger than 4 KiB: it is no sum file (one line, the sum of {} as sha256sum "
+                           "writes it)".format(sum_file, src, os.path.basename(src)))
+    lines = [line.strip() for line in raw.decode("utf-8", "replace").splitlines() if line.strip()]
+    if not lines:
+        raise SumFileError("the sum file {} of {} is empty (a build or a copy that did not finish?)".format(sum_file, src))
+    if len(lines) > 1:
+        raise SumFileError("the sum file {} of {} holds {} lines; it must hold one, the sum of {} (as sha256sum writes "
+                           "it)".format(sum_file, src, len(lines), os.path.basename(src)))
+    words = lines[0].split(None, 1)
+    digest = words[0].lower()
+    if not _SHA256.fullmatch(digest):
+        raise SumFileError("the sum file {} of {} holds {!r}, not a sha256 sum (64 hexadecimal digits first on its line, as "
+                           "sha256sum writes it)".format(sum_file, src, lines[0][:100]))
+    named = os.path.basename(words[1].strip().lstrip("*")) if len(words) > 1 else ""
+    if named and named != os.path.basename(src):
+        raise SumFileError("the sum file {} of {} records the sum of {}, not of {}".format(sum_file, src, named, os.path.basename(src)))
+    return digest
 
 
 def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
@@ -85,39 +119,56 @@ class ActionModule(ActionBase):
                 except TypeError:
                     raise AnsibleError("paths_state: file {}: force {!r} is not a boolean (true or false)".format(
                         entry.get("dest"), entry["force"])) from None
-            src, expected, fix = entry.pop("src", None), entry.pop("sha256", None), entry.pop("fix", None)
+            src, expected, sum_file, fix = (entry.pop(key, None) for key in ("src", "sha256", "sha256_file", "fix"))
             if src is None:
-                if expected is not None or fix is not None:
-                    raise AnsibleError("paths_state: file {}: sha256 and fix belong to a src (the sum the controller's file "
-                                       "must have, what to do when it is missing or differs); give src or leave them out".format(
-                                           entry.get("dest")))
+                if expected is not None or sum_file is not None or fix is not None:
+                    raise AnsibleError("paths_state: file {}: sha256, sha256_file and fix belong to a src (the sum the controller's "
+                                       "file must have or the file that holds it, what to do when it is missing or differs); give "
+                                       "src or leave them out".format(entry.get("dest")))
+            elif expected is not None and sum_file is not None:
+                raise AnsibleError("paths_state: file {}: give the sum its src {} must have as sha256 or as sha256_file ({}), "
+                                   "not both".format(entry.get("dest"), src, sum_file))
             else:
-                entry["sha256"], entry["size"], sources[str(entry.get("dest"))] = self._source(entry, str(src), expected, fix)
+                entry["sha256"], entry["size"], sources[str(entry.get("dest"))] = self._source(entry, str(src), expected, fix, sum_file)
             wire.append(entry)
         return wire, sources
 
-    def _source(self, entry: Dict[str, Any], src: str, expected: Any, fix: Any) -> Tuple[str, int, str]:
-        """sha256, size and path of a file's src, refused when it is missing or not the expected one."""
+    def _source(self, entry: Dict[str, Any], src: str, expected: Any, fix: Any, sum_file: Any = None) -> Tuple[str, int, str]:
+        """sha256, size and path of a file's src, refused when it is missing or not the expected one (``expected``, or
+        the sum ``sum_file`` holds)."""
         dest = entry.get("dest")
         if entry.get("content") is not None:
             raise AnsibleError("paths_state: file {}: give src or content, not both".format(dest))
         fix = str(fix).strip() if fix is not None else ""
-        try:
-            path = self._find_needle("files", src)
-        except AnsibleError as error:  # (its first line: the rest is copy's remote_src hint)
-            raise AnsibleError("paths_state: file {}: its src {} is not on the controller ({}){}".format(
-                dest, src, (str(error).strip().splitlines() or [""])[0], ". " + fix if fix else "")) from None
+        path = self._controller_file(dest, "its src {}".format(src), src, fix)
+        origin = ""
+        if sum_file is not None:
+            record = fix or "Record the sum of a copy you trust there (cd {} && sha256sum {} > {}), or make both files again.".format(
+                os.path.dirname(path), os.path.basename(path), sum_file)
+            sums = self._controller_file(dest, "the sum file {} of its src {}".format(sum_file, path), str(sum_file), record)
+            try:
+                expected, origin = recorded_sum(sums, path), " (recorded in {})".format(sums)
+            except SumFileError as error:
+                raise AnsibleError("paths_state: file {}: {}; nothing was changed on the Pi. {}".format(dest, error, record)) from None
         expected = None if expected is None else str(expected).strip().lower()
         if expected is not None and not _SHA256.fullmatch(expected):
             raise AnsibleError("paths_state: file {}: the sha256 expected of its src {} is {!r}, not a sha256 sum (64 hexadecimal "
                                "digits); nothing was changed on the Pi{}".format(dest, path, expected, ". " + fix if fix else ""))
         actual, size = measure(path)
         if expected is not None and actual != expected:
-            raise AnsibleError("paths_state: file {}: its src {} has sha256 {}, not the expected {}: it is damaged or not the file "
+            raise AnsibleError("paths_state: file {}: its src {} has sha256 {}, not the expected {}{}: it is damaged or not the file "
                                "that was meant, and nothing was changed on the Pi. {}".format(
-                                   dest, path, actual, expected, fix or "Put the right file there (or correct sha256 if this is the "
-                                                                        "file you want) and run again."))
+                                   dest, path, actual, expected, origin, fix or "Put the right file there (or correct the "
+                                                                                "expected sum if this is the file you want) and run again."))
         return actual, size, path
+
+    def _controller_file(self, dest: Any, what: str, name: str, fix: str) -> str:
+        """The path of a controller file, found as ansible.builtin.copy finds its src; refused when it is not there."""
+        try:
+            return str(self._find_needle("files", name))
+        except AnsibleError as error:  # (its first line: the rest is copy's remote_src hint)
+            raise AnsibleError("paths_state: file {}: {} is not on the controller ({}){}".format(
+                dest, what, (str(error).strip().splitlines() or [""])[0], ". " + fix if fix else "")) from None
 
     def run(self, tmp: Any = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         result = super().run(tmp, task_vars)

@@ -1,19 +1,30 @@
-"""Filter artifacts_pending: which requested artifacts the controller's cache does not yet hold with their sum.
+"""Filters of the controller's artifact cache: the sum an artifact must have, and what the cache lacks.
 
-artifact_stage fetches only these. A cached file counts as held when its sha256 equals the sum the artifact
-table pins or, for an artifact trusted on first use, the sum recorded then; a file without a known sum, a
-missing file and a file with another sum are pending, and the fetch tasks handle them exactly as before (a
-wrong file is fetched again and checked; a first-use file is measured and recorded). On a converged fleet the
-list is empty, so a re-run starts no download client and creates no directory: it only reads the cache once.
+``artifact_sum`` is the one place that decides which sha256 an artifact is held to: the one the artifact table
+pins, else the one recorded when it was trusted on first use, else none yet ("": the first download's sum is
+measured and recorded). artifact_stage (this filter, its fetch tasks) and deepspeech_model use it.
+
+``staged_artifact`` describes an artifact the cache holds by its path, that sum and its size, without reading it:
+deepspeech_model names, marks and copies the model files with it (paths_state checks each against that sum when it
+is copied), so a converged Pi costs the controller no second sum of files that staging measured this run.
+
+``artifacts_pending`` names the requested artifacts the cache does not yet hold with that sum; artifact_stage
+fetches only these. A missing file, a file with another sum and a file without a known sum are pending, and the
+fetch tasks handle them exactly as before (a wrong file is fetched again and checked; a first-use file is measured
+and recorded). On a converged fleet the list is empty, so a re-run starts no download client and creates no
+directory: it only reads the cache once.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, Iterable, List, Mapping
+import re
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import sha256_file
+
+_SHA256 = re.compile("[0-9a-f]{64}")
 
 
 def _lookup(table: Mapping[str, Any], item: Mapping[str, Any]) -> Any:
@@ -25,28 +36,84 @@ def _lookup(table: Mapping[str, Any], item: Mapping[str, Any]) -> Any:
     return node
 
 
-def artifacts_pending(items: Iterable[Any], catalog: Mapping[str, Any], trusted: Mapping[str, Any],
+def _key(caller: str, item: Any) -> Tuple[str, str, str]:
+    """(name, version, variant) of an artifact request; refuses anything else, naming it."""
+    if not isinstance(item, Mapping) or not all(key in item for key in ("name", "version", "variant")):
+        raise AnsibleFilterError("{}: {!r} is not an artifact request; each needs name, version and variant".format(caller, item))
+    return str(item["name"]), str(item["version"]), str(item["variant"])
+
+
+def _entry(caller: str, item: Mapping[str, Any], catalog: Optional[Mapping[str, Any]]) -> Mapping[str, Any]:
+    entry = _lookup(catalog or {}, item)
+    if not isinstance(entry, Mapping) or not entry.get("filename"):
+        raise AnsibleFilterError("{}: {} {} {} is not in the artifact table".format(caller, *_key(caller, item)))
+    return entry
+
+
+def artifact_sum(item: Any, catalog: Mapping[str, Any], trusted: Optional[Mapping[str, Any]]) -> str:
+    """The sha256 (lower case) the artifact ``item`` ({name, version, variant}) must have: the one ``catalog`` (the
+    artifact table) pins, else the one ``trusted`` (the trust-on-first-use record) holds, else "" (none known yet).
+    A pinned or recorded value that is not a sha256 is refused, naming it and where to correct it."""
+    key = _key("artifact_sum", item)
+    pinned = str(_entry("artifact_sum", item, catalog).get("sha256") or "").strip().lower()
+    if pinned:
+        if not _SHA256.fullmatch(pinned):
+            raise AnsibleFilterError(
+                "artifact_sum: the sha256 pinned for {} {} {} is {!r}, not a sha256 sum (64 hexadecimal digits). Correct it in "
+                "the artifact table or artifact_stage_catalog_overrides with the sum of a copy you trust (sha256sum FILE), or "
+                "set it to \"\" to use trust-on-first-use.".format(*key, pinned))
+        return pinned
+    recorded = str(_lookup(trusted or {}, item) or "").strip().lower()
+    if recorded and not _SHA256.fullmatch(recorded):
+        raise AnsibleFilterError(
+            "artifact_sum: the sum recorded on first use for {} {} {} is {!r}, not a sha256 sum (64 hexadecimal digits). "
+            "Correct it in the trust-on-first-use record (artifact_stage_trusted_sums_file), or pin the sum in "
+            "artifact_stage_catalog_overrides.".format(*key, recorded))
+    return recorded
+
+
+def _cache_path(cache_dir: str, item: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
+    """One layout: cache_dir/NAME/VERSION/FILENAME."""
+    return os.path.join(str(cache_dir), str(item["name"]), str(item["version"]), str(entry["filename"]))
+
+
+def staged_artifact(item: Any, catalog: Mapping[str, Any], trusted: Optional[Mapping[str, Any]], cache_dir: str) -> Dict[str, Any]:
+    """The staged file of the artifact ``item`` as ``{path, checksum, size}`` (checksum: its artifact_sum; named as
+    ansible.builtin.stat names them). The file is not read: whoever copies it checks it against that sum. Refused,
+    naming the file and the fix, when the cache lacks it or no sum is known for it."""
+    key = _key("staged_artifact", item)
+    path = _cache_path(cache_dir, item, _entry("staged_artifact", item, catalog))
+    checksum = artifact_sum(item, catalog, trusted)
+    try:
+        size = os.stat(path).st_size if os.path.isfile(path) else -1
+    except OSError:
+        size = -1
+    if size < 0:
+        raise AnsibleFilterError("staged_artifact: {} {} {} is not staged on the controller ({} is missing). Run "
+                                 "playbooks/stage.yml first (site.yml does).".format(*key, path))
+    if not checksum:
+        raise AnsibleFilterError("staged_artifact: no sha256 is known for {} {} {} ({}): none is pinned in the artifact table "
+                                 "and none was recorded on first use (artifact_stage_trusted_sums_file). Stage it with "
+                                 "playbooks/stage.yml (site.yml does), which checks it and records its sum.".format(*key, path))
+    return {"path": path, "checksum": checksum, "size": size}
+
+
+def artifacts_pending(items: Iterable[Any], catalog: Mapping[str, Any], trusted: Optional[Mapping[str, Any]],
                       cache_dir: str) -> List[Dict[str, Any]]:
     """The items (name, version, variant) whose file under cache_dir/NAME/VERSION/FILENAME is missing or does
-    not have the pinned (else the first-use) sha256. Order is kept; a duplicate is listed once."""
+    not have its artifact_sum. Order is kept; a duplicate is listed once."""
     if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
         raise AnsibleFilterError("artifacts_pending: expects a list of {{name, version, variant}}, got {!r}".format(items))
     pending: List[Dict[str, Any]] = []
     seen = set()
     for item in items:
-        if not isinstance(item, Mapping) or not all(key in item for key in ("name", "version", "variant")):
-            raise AnsibleFilterError("artifacts_pending: {!r} is not an artifact request; each needs name, version "
-                                     "and variant".format(item))
-        key = (str(item["name"]), str(item["version"]), str(item["variant"]))
+        key = _key("artifacts_pending", item)
         if key in seen:
             continue
         seen.add(key)
-        entry = _lookup(catalog or {}, item)
-        if not isinstance(entry, Mapping) or not entry.get("filename"):
-            raise AnsibleFilterError("artifacts_pending: {} {} {} is not in the artifact table".format(*key))
-        expected = str(entry.get("sha256") or _lookup(trusted or {}, item) or "").lower()
-        path = os.path.join(str(cache_dir), key[0], key[1], str(entry["filename"]))
-        held = len(expected) == 64 and os.path.isfile(path) and sha256_file(path) == expected
+        path = _cache_path(cache_dir, item, _entry("artifacts_pending", item, catalog))
+        expected = artifact_sum(item, catalog, trusted)
+        held = bool(expected) and os.path.isfile(path) and sha256_file(path) == expected
         if not held:
             pending.append(dict(item))
     return pending
@@ -54,4 +121,4 @@ def artifacts_pending(items: Iterable[Any], catalog: Mapping[str, Any], trusted:
 
 class FilterModule:
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return {"artifacts_pending": artifacts_pending}
+        return {"artifact_sum": artifact_sum, "staged_artifact": staged_artifact, "artifacts_pending": artifacts_pending}

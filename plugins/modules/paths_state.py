@@ -18,7 +18,8 @@ content, owner, group and mode are right costs nothing more; a wrong owner or mo
 missing or different file is written beside its destination (validated first when ``validate`` is given),
 fsynced and renamed over it. The contents the Pi lacks are named in ``transfer``: the action plugin copies
 exactly those to the Pi and calls the module once more with them ``staged``, whose sums are checked before
-they are put in place.
+they are put in place: renamed there when the Pi's temporary directory is on the destination's filesystem (no
+second copy on the Pi's disk, as with ansible.builtin.copy), else copied beside the destination first.
 
 The logic is plain stdlib (importable and testable without Ansible).
 """
@@ -32,9 +33,9 @@ import shlex
 import shutil
 import stat
 import subprocess
-from typing import Any, BinaryIO, Dict, List, Optional
+from typing import Any, BinaryIO, Callable, Dict, List, Optional
 
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file, sha256_file
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import fsync_dir, replace_file, sha256_file
 
 DOCUMENTATION = r"""
 ---
@@ -47,7 +48,8 @@ description:
     beside its destination, validated, fsynced and renamed over it; only its owner, group or mode wrong, they
     are repaired in place.
   - Files from the controller (C(src)) go through the action plugin of the same name; the Pi receives only the
-    contents it lacks.
+    contents it lacks, and each is checked against its sum and renamed into place (copied beside its destination
+    first when the Pi's temporary directory is on another filesystem).
   - Every path of O(absent) does not exist (files and links are removed, directories with their contents).
   - A path of O(directories) that exists but is not a directory (or a link to one) is refused before anything
     changes.
@@ -68,8 +70,13 @@ options:
       - With C(src), C(sha256) is the sum the controller's file must have (64 hexadecimal digits, such as the record
         beside a staged artifact); the action plugin refuses a src whose sum differs, naming both sums, before
         anything changes on the Pi.
-      - With C(src), C(fix) is a sentence that ends the refusal of a src that is missing or differs from C(sha256)
-        (who makes the file and how, such as the playbook that stages it).
+      - With C(src), C(sha256_file) is a file on the controller (found as C(src) is) that holds that sum instead, as
+        C(sha256sum FILE) writes it - one line, the sum alone or followed by the src's file name (such as the C(.sha256)
+        beside a built tarball). The action plugin reads it; a sum file that is missing, empty, malformed (more than one
+        line, no sha256 first on its line) or that names another file is refused, naming it, before anything changes on
+        the Pi. Give C(sha256) or C(sha256_file), not both.
+      - With C(src), C(fix) is a sentence that ends the refusal of a src that is missing or differs from its expected
+        sum, or of a sum file that cannot be used (who makes the file and how, such as the playbook that stages it).
       - C(force) false (any boolean Ansible reads, such as C(no)) writes the file only when it does not exist and then
         leaves it alone (a seed that belongs to its users afterwards).
       - C(validate) is a command with C(%s), run on the new content before it replaces the destination
@@ -100,15 +107,20 @@ EXAMPLES = r"""
       - {path: /etc/voice-appliance/slots, owner: root, group: voice, mode: "2775"}
     absent: [/etc/mosquitto/voice-appliance.passwd.fingerprint]
 
-- name: Create the wheel directory, copy the wheel from the controller's cache and record a local fact.
+- name: Create the wheel and tools directories, copy a wheel and a tarball from the controller's cache and record a local fact.
   pivoice.voice_appliance.paths_state:
     directories:
       - {path: /opt/voice-appliance/wheels, owner: root, group: root, mode: "0755"}
+      - {path: /opt/voice-appliance/tools, owner: root, group: root, mode: "0755"}
     files:
-      - {src: /home/me/.cache/pi-voice/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl,
-         dest: /opt/voice-appliance/wheels/deepspeech-0.7.4-cp311-cp311-linux_armv7l.whl, owner: root, group: root, mode: "0644",
-         sha256: "{{ lookup('ansible.builtin.file', '/home/me/.cache/pi-voice/deepspeech.sha256') }}",
+      - {src: /home/me/.cache/pi-voice/deepspeech-0.7.4-cp38-cp38-manylinux1_x86_64.whl,
+         dest: /opt/voice-appliance/wheels/deepspeech-0.7.4-cp38-cp38-manylinux1_x86_64.whl, owner: root, group: root, mode: "0644",
+         sha256: 84856c1195660ad292d39af9938bb05d0cad5e4c39a59efbf99aa0e94510a558,
          fix: "Stage it again with ansible-playbook playbooks/stage.yml."}
+      - {src: /home/me/.cache/pi-voice/deepspeech-tools/deepspeech-tools-armhf-0123456789ab.tar.gz,
+         dest: /opt/voice-appliance/tools/deepspeech-tools-armhf-0123456789ab.tar.gz, owner: root, group: root, mode: "0644",
+         sha256_file: /home/me/.cache/pi-voice/deepspeech-tools/deepspeech-tools-armhf-0123456789ab.tar.gz.sha256,
+         fix: "Build it again with ansible-playbook playbooks/build_tools.yml."}
       - {content: '{"flavour": "tflite"}', dest: /etc/ansible/facts.d/deepspeech.fact, owner: root, group: root,
          mode: "0644", validate: python3 -m json.tool %s}
 """
@@ -340,7 +352,8 @@ def apply(result: Dict[str, Any]) -> None:
 
 
 def _write(want: Dict[str, Any]) -> None:
-    """The new content beside the destination: owner, mode, sum checked, validated, fsynced, then renamed over it."""
+    """The new content beside the destination: owner, mode, sum checked, validated, fsynced, then renamed over it.
+    A content the action plugin sent is itself renamed into place when it lies on the destination's filesystem."""
     dest = want["dest"]
 
     def fill(out: BinaryIO) -> None:
@@ -362,7 +375,35 @@ def _write(want: Dict[str, Any]) -> None:
                 raise PathsError("file {}: the new content fails its validation ({}, exit {}): {}; the file was left as it was".format(
                     dest, want["validate"], done.returncode, done.stdout.strip()[-400:]))
 
+    if want["content"] is None and _move_staged(want, check):
+        return
     replace_file(dest, fill, want["mode"], want["uid"], want["gid"], check)
+
+
+def _move_staged(want: Dict[str, Any], check: Callable[[str], None]) -> bool:
+    """Put a sent content in place by renaming it, when it is a regular file on the destination's filesystem: its
+    owner (this module's user when none is given, as for a written file) and mode set, fsynced, checked, renamed over
+    the destination, the directory fsynced. No second copy of it on the Pi's disk then (a model's scorer is hundreds
+    of MB): the free space a file needs is its size, as with ansible.builtin.copy. False, changing nothing, when the
+    content lies elsewhere (another filesystem): it is copied beside the destination instead."""
+    directory = os.path.dirname(want["dest"]) or "."
+    try:
+        fd = os.open(want["staged"], os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False  # (a link: copied, and its content checked, as before)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_dev != os.stat(directory).st_dev:
+            return False
+        os.fchown(fd, want["uid"] if want["uid"] != -1 else os.geteuid(), want["gid"] if want["gid"] != -1 else os.getegid())
+        os.fchmod(fd, want["mode"])  # after chown, which clears setuid/setgid bits
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    check(want["staged"])
+    os.replace(want["staged"], want["dest"])
+    fsync_dir(directory)
+    return True
 
 
 def diff(result: Dict[str, Any], before: Dict[str, str], after: Optional[Dict[str, str]] = None) -> Dict[str, str]:

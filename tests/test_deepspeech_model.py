@@ -1,0 +1,203 @@
+"""The role deepspeech_model against this machine as the Pi (local connection, directories below tmp_path).
+
+The staged files come from a controller cache written here, their sums pinned in an artifact table (or recorded
+on first use); DeepSpeech is a stand-in script that loads the graph as the real one would fail to: a graph that
+is not TFLite makes it crash. The role's own tasks run through ansible-playbook, with their own ansible.cfg.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+PLAYBOOK = """
+- name: Install the model on the Pi.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Run the role.
+      ansible.builtin.include_role:
+        name: deepspeech_model
+"""
+
+# Loads the graph as DeepSpeech does: a file that is not TFLite (TFL3 at offset 4) ends it with a signal.
+DEEPSPEECH = """#!/bin/sh
+model="$2"
+test "$(dd if="$model" bs=1 skip=4 count=4 2>/dev/null)" = TFL3 || kill -SEGV $$
+echo
+"""
+
+GRAPH = b"\x1c\x00\x00\x00TFL3" + b"weights" * 4000
+ALPHABET = b"a\nb\nc\n"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Pi:
+    """One controller (artifact table, cache) and one Pi (its models directory), and playbook runs of the role."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.cache = tmp / "cache"
+        self.models = tmp / "pi" / "models"
+        self.models.parent.mkdir()
+        self.catalog: Dict[str, Any] = {"artifacts": {"m": {}}}
+        (tmp / "deepspeech").write_text(DEEPSPEECH)
+        os.chmod(str(tmp / "deepspeech"), 0o755)
+        (tmp / "playbook.yml").write_text(PLAYBOOK)
+        (tmp / "hosts.ini").write_text("pi ansible_connection=local ansible_python_interpreter={}\n".format(sys.executable))
+        (tmp / "ansible.cfg").write_text("[defaults]\n")
+
+    def stage(self, version: str, files: Dict[str, bytes], pinned: bool = True) -> Dict[str, str]:
+        """The files of a model version in the cache and the table (sums pinned, else recorded as on first use)."""
+        entries: Dict[str, Any] = {}
+        names = {"tflite": "output_graph.tflite", "alphabet": "alphabet.txt"}
+        for variant, data in files.items():
+            path = self.cache / "m" / version / names[variant]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            entries[variant] = {"filename": names[variant], "url": "", "sha256": _sha(data) if pinned else ""}
+        self.catalog["artifacts"]["m"][version] = entries
+        if not pinned:
+            record = self.cache / "trusted-sums.yml"
+            trusted = yaml.safe_load(record.read_text()) if record.exists() else {}
+            trusted.setdefault("m", {})[version] = {variant: _sha(data) for variant, data in files.items()}
+            record.write_text(yaml.safe_dump(trusted))
+        return {variant: _sha(data) for variant, data in files.items()}
+
+    def run(self, version: str, check: bool = False) -> Dict[str, Any]:
+        (self.tmp / "artifacts.yml").write_text(yaml.safe_dump(self.catalog))
+        variables = {
+            "artifact_stage_catalog_file": str(self.tmp / "artifacts.yml"), "artifact_stage_cache_dir": str(self.cache),
+            "deepspeech_model_name": "m", "deepspeech_model_version": version, "deepspeech_model_dir": str(self.models),
+            "deepspeech_model_deepspeech_command": str(self.tmp / "deepspeech"), "deepspeech_model_free_margin_mb": 1,
+            "deepspeech_runtime_choice": {"flavour": "tflite", "arch": "amd64"},
+        }
+        (self.tmp / "vars.json").write_text(json.dumps(variables))
+        env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                   ANSIBLE_CONFIG=str(self.tmp / "ansible.cfg"))
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(self.tmp / "hosts.ini"),
+               str(self.tmp / "playbook.yml"), "-e", "@" + str(self.tmp / "vars.json")] + (["--check"] if check else [])
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+        report = json.loads(proc.stdout)
+        tasks = [(task["task"]["name"], task["hosts"]["pi"]) for play in report["plays"] for task in play["tasks"]
+                 if "pi" in task["hosts"]]
+        failed = [msg for _, result in tasks if result.get("failed")
+                  for msg in [result.get("msg", "")] + [r.get("msg", "") for r in result.get("results", []) if r.get("failed")]]
+        return {"rc": proc.returncode, "changed": report["stats"]["pi"]["changed"], "tasks": tasks,
+                "failed": " ".join(" ".join(failed).split())}
+
+    def current(self) -> str:
+        link = self.models / "current"
+        return os.readlink(str(link)) if link.is_symlink() else ""
+
+    def versions(self) -> List[str]:
+        return sorted(p.name for p in self.models.iterdir() if p.is_dir() and not p.is_symlink()) if self.models.exists() else []
+
+
+@pytest.fixture
+def pi(tmp_path: Path) -> Pi:
+    return Pi(tmp_path)
+
+
+def _ran(run: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
+    """The result of the task of that name (the report puts the role's name before it) that ran, if any."""
+    return next((result for task, result in run["tasks"] if task.split(" : ", 1)[-1] == name and not result.get("skipped")), None)
+
+
+def test_a_model_is_copied_proved_marked_and_switched_to_and_a_rerun_changes_nothing(pi: Pi) -> None:
+    sums = pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET})
+    cold = pi.run("1")
+    assert cold["rc"] == 0, cold["failed"]
+    version = pi.current()
+    assert version.startswith("m-1-") and pi.versions() == [version]
+    assert (pi.models / version / "output_graph.tflite").read_bytes() == GRAPH
+    assert json.loads((pi.models / version / ".verified").read_text()) == sums, "the marker names the staged sums"
+
+    warm = pi.run("1")
+    assert warm["rc"] == 0 and warm["changed"] == 0, warm["failed"]
+    checked = pi.run("1", check=True)
+    assert checked["rc"] == 0 and checked["changed"] == 0, checked["failed"]
+    # Named and marked by the recorded sums: no task measures the staged files (staging did, this run), on the
+    # controller or on the Pi; the copy (paths_state) checks them when it sends them.
+    for run in (cold, warm):
+        assert not [name for name, result in run["tasks"] if result.get("action") == "ansible.builtin.stat"], run["tasks"]
+
+
+def test_a_new_version_in_check_mode_changes_nothing_and_says_what_would_change(pi: Pi) -> None:
+    pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET})
+    assert pi.run("1")["rc"] == 0
+    working = pi.current()
+    pi.stage("2", {"tflite": GRAPH + b"v2", "alphabet": ALPHABET})
+    checked = pi.run("2", check=True)
+    assert checked["rc"] == 0 and checked["changed"] > 0, checked["failed"]
+    copy = _ran(checked, "Create the directory of the new version and copy the model files from the controller's cache into it.")
+    assert copy is not None and copy["changed"]
+    assert pi.current() == working and pi.versions() == [working], "a dry run changes nothing on the Pi"
+
+
+@pytest.mark.fault
+def test_a_model_file_emptied_on_the_pi_is_sent_again_alone_and_proved(pi: Pi) -> None:
+    pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET})
+    assert pi.run("1")["rc"] == 0
+    version = pi.models / pi.current()
+    (version / "output_graph.tflite").write_bytes(b"")
+    alphabet = (version / "alphabet.txt").stat().st_ino
+    run = pi.run("1")
+    assert run["rc"] == 0, run["failed"]
+    copy = _ran(run, "Create the directory of the new version and copy the model files from the controller's cache into it.")
+    assert copy is not None and copy["changes"] == {str(version / "output_graph.tflite"): ["content"]}
+    assert (version / "output_graph.tflite").read_bytes() == GRAPH and (version / "alphabet.txt").stat().st_ino == alphabet
+    assert pi.versions() == [version.name], "the current version proved again in place"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("fault,message", [
+    ("missing", "staged_artifact: m 2 tflite is not staged on the controller ({graph} is missing). Run playbooks/stage.yml first "
+                "(site.yml does)."),
+    ("unknown", "staged_artifact: no sha256 is known for m 2 tflite ({graph}): none is pinned in the artifact table and none was "
+                "recorded on first use (artifact_stage_trusted_sums_file). Stage it with playbooks/stage.yml"),
+], ids=["missing", "unknown-sum"])
+def test_a_file_the_cache_lacks_or_whose_sum_is_unknown_is_refused_before_the_pi_changes(pi: Pi, fault: str, message: str) -> None:
+    pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET})
+    assert pi.run("1")["rc"] == 0
+    working = pi.current()
+    pi.stage("2", {"tflite": GRAPH + b"v2", "alphabet": ALPHABET})
+    graph = pi.cache / "m" / "2" / "output_graph.tflite"
+    if fault == "missing":
+        graph.unlink()
+    else:
+        pi.catalog["artifacts"]["m"]["2"]["tflite"]["sha256"] = ""
+    run = pi.run("2")
+    assert run["rc"] != 0 and message.format(graph=graph) in run["failed"], run["failed"]
+    assert pi.current() == working and pi.versions() == [working], "nothing on the Pi changed"
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "trusted-on-first-use"])
+def test_a_staged_file_changed_since_staging_is_refused_before_the_pi_changes(pi: Pi, pinned: bool) -> None:
+    """Another run staged other bytes under the same name and version: the sum the table pins (or the first use
+    recorded) no longer holds, and nothing reaches the Pi."""
+    pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET}, pinned=pinned)
+    assert pi.run("1")["rc"] == 0
+    working = pi.current()
+    sums = pi.stage("2", {"tflite": GRAPH + b"v2", "alphabet": ALPHABET}, pinned=pinned)
+    replaced = pi.cache / "m" / "2" / "output_graph.tflite"
+    replaced.write_bytes(GRAPH + b"other")
+    run = pi.run("2")
+    assert run["rc"] != 0
+    for part in (str(replaced), sums["tflite"], _sha(GRAPH + b"other"), "run playbooks/stage.yml again"):
+        assert part in run["failed"], (part, run["failed"])
+    assert pi.current() == working and pi.versions() == [working], "nothing on the Pi changed"
+
