@@ -1,9 +1,11 @@
-"""The wheels deepspeech_runtime and wyoming_asr copy from the controller's artifact cache, in check mode.
+"""The wheels deepspeech_runtime copies from the controller's artifact cache (its own, and the files the layers of
+rhasspy_asr and wyoming_asr name), in check mode.
 
 A wheel that was never staged is refused by paths_state's action plugin (before anything on the Pi changes)
 with the role's own advice (the entry's fix): the message names the file and how to stage it. A staged wheel
-passes: check mode predicts the copy. Each role runs on this controller (connection local) as its own host,
-with the facts of a described Pi and an artifact cache of its own.
+passes: check mode predicts the copy. Each host runs on this controller (connection local), with the facts of a
+described Pi and an artifact cache of its own: deepspeech_runtime whole, or wyoming_asr's layer (tasks_from wheel)
+copied as deepspeech_runtime copies it.
 """
 from __future__ import annotations
 
@@ -22,10 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 FACTS = {"architecture": "x86_64", "python": {"version": {"major": 3, "minor": 11, "micro": 2}, "executable": sys.executable}}
 STAGE = ": stage it first with ansible-playbook playbooks/stage.yml -i <inventory> (site.yml does this before provisioning)."
 # The copy of each role's wheel (paths_state), by the host that runs it.
-COPIES = {"deepspeech_runtime": "deepspeech_runtime : Create the wheel directory and the local facts directory and copy the "
-                                "DeepSpeech wheel to the Pi.",
-          "wyoming_asr": "wyoming_asr : Create the directory for the wyoming wheel and copy the wheel to the Pi "
-                         "(sent only when it lacks it)."}
+COPIES = {"deepspeech_runtime": "deepspeech_runtime : Create the wheel directories and the local facts directory and copy "
+                                "every layer's wheels to the Pi.",
+          "wyoming_asr": "Copy the wyoming layer's files as deepspeech_runtime does."}
 
 PLAYBOOK = """
 - name: Copy the wheels of described Pis in check mode.
@@ -44,10 +45,15 @@ PLAYBOOK = """
       ansible.builtin.include_role:
         name: deepspeech_runtime
       when: entry == 'deepspeech_runtime'
-    - name: Copy the wyoming wheel (wyoming_asr, tasks_from wheel).
+    - name: Choose the wyoming layer (wyoming_asr, tasks_from wheel).
       ansible.builtin.include_role:
         name: wyoming_asr
         tasks_from: wheel
+      when: entry == 'wyoming_asr'
+    - name: Copy the wyoming layer's files as deepspeech_runtime does.
+      pivoice.voice_appliance.paths_state:
+        directories: "{{{{ wyoming_asr_venv_paths.directories }}}}"
+        files: "{{{{ wyoming_asr_venv_paths.files }}}}"
       when: entry == 'wyoming_asr'
 """
 
