@@ -210,3 +210,31 @@ def test_missing_names_absent_and_replaced_distributions() -> None:
     assert penv.missing({"a": "1", "b": "3"}, layers) == ["b==2 (found 3)", "c"]
     assert penv.missing({"a": "1+compat1", "b": "2", "c": "1"}, layers) == [], "a local build meets a pin without a label"
     assert penv.missing({"a": "1", "b": "2+x", "c": "1"}, [{"requirements": ["b==2+voice1"]}]) == ["b==2+voice1 (found 2+x)"]
+
+
+def test_the_receipt_is_written_once_the_inputs_virtualenv_is_live_and_never_after_a_failed_build(tmp_path: Path, wheels: Path) -> None:
+    fact = tmp_path / "facts.d" / "deepspeech.fact"
+    receipt = {"path": str(fact), "content": '{"flavour": "tflite"}\n'}
+    predicted = _ensure(tmp_path, _layers(wheels, "alpha"), check=True, receipt=receipt)
+    assert predicted["receipt_changed"] and predicted["changed"] and not fact.parent.exists(), "check mode writes nothing"
+    first = _ensure(tmp_path, _layers(wheels, "alpha"), receipt=receipt)
+    assert first["built"] and first["receipt_changed"] and fact.read_text() == '{"flavour": "tflite"}\n'
+    assert fact.stat().st_mode & 0o7777 == 0o644 and [p.name for p in fact.parent.iterdir()] == ["deepspeech.fact"]
+    again = _ensure(tmp_path, _layers(wheels, "alpha"), receipt=receipt)
+    assert not again["changed"] and not again["receipt_changed"]
+    assert not _ensure(tmp_path, _layers(wheels, "alpha"), check=True, receipt=receipt)["changed"]
+    with pytest.raises(penv.EnvError):
+        _ensure(tmp_path, _layers(wheels, "alpha", "gamma"), receipt={"path": str(fact), "content": '{"flavour": "gamma"}\n'})
+    assert fact.read_text() == '{"flavour": "tflite"}\n', "a failed build leaves the receipt naming the live virtualenv"
+
+
+def test_a_drifted_receipt_is_repaired_without_a_build(tmp_path: Path, wheels: Path) -> None:
+    fact = tmp_path / "deepspeech.fact"
+    receipt = {"path": str(fact), "content": "{}\n"}
+    _ensure(tmp_path, _layers(wheels, "alpha"), receipt=receipt)
+    fact.chmod(0o600)
+    repaired = _ensure(tmp_path, _layers(wheels, "alpha"), receipt=receipt)
+    assert (repaired["built"], repaired["receipt_changed"], repaired["changed"]) == (False, True, True)
+    assert fact.stat().st_mode & 0o7777 == 0o644
+    fact.unlink()
+    assert _ensure(tmp_path, _layers(wheels, "alpha"), receipt=receipt)["receipt_changed"] and fact.read_text() == "{}\n"

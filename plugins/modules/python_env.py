@@ -30,6 +30,8 @@ import subprocess
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file
+
 DOCUMENTATION = r"""
 ---
 module: python_env
@@ -80,6 +82,22 @@ options:
     description: How many earlier virtualenvs the store keeps beside the live one (newest first).
     type: int
     default: 1
+  receipt:
+    description:
+      - A file that says what the live virtualenv is (for instance the Ansible local fact that names the runtime it
+        runs), written atomically (root-owned, mode 0644, its directory made if missing) when its content differs.
+      - Written only once the virtualenv of these inputs is live (proved and switched to in this run, or found
+        live); a failed build leaves it as it was, so it never names a virtualenv the services do not run.
+    type: dict
+    suboptions:
+      path:
+        description: The file.
+        type: path
+        required: true
+      content:
+        description: Its content.
+        type: str
+        required: true
 author: voice appliance team
 """
 
@@ -120,6 +138,10 @@ removed:
   description: Virtualenvs the store no longer keeps.
   type: list
   elements: str
+  returned: always
+receipt_changed:
+  description: Whether the receipt was (or, in check mode, would be) written.
+  type: bool
   returned: always
 """
 
@@ -358,17 +380,37 @@ def prune(store: str, keep: str, keep_previous: int) -> List[str]:
     return removed
 
 
+def write_receipt(path: str, content: str, check: bool = False) -> bool:
+    """The receipt holds ``content`` (root-owned 0644, written atomically): whether it was (or would be) written."""
+    data = content.encode("utf-8")
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as handle:
+            if handle.read() == data and st.st_mode & 0o7777 == 0o644 and (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid()):
+                return False
+    except OSError:
+        pass
+    if not check:
+        os.makedirs(os.path.dirname(path) or ".", 0o755, exist_ok=True)
+        replace_file(path, lambda out: out.write(data), 0o644)
+    return True
+
+
 def ensure(link: str, store: str, python: str, system_site_packages: bool, layers: Sequence[Dict[str, Any]],
-           proof: Sequence[Sequence[str]], keep_previous: int = 1, check: bool = False) -> Dict[str, Any]:
+           proof: Sequence[Sequence[str]], keep_previous: int = 1, check: bool = False,
+           receipt: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     decided = plan(link, python, system_site_packages, layers)
     result: Dict[str, Any] = {"changed": decided["build"], "built": decided["build"], "id": decided["id"],
-                              "reason": decided["reason"], "venv": decided["current"] or "", "previous": "", "removed": []}
-    if not decided["build"] or check:
-        return result
-    venv = build(store, decided["id"], python, system_site_packages, layers, proof)
-    result["previous"] = switch(link, venv, store)
-    result["venv"] = venv
-    result["removed"] = prune(store, venv, keep_previous)
+                              "reason": decided["reason"], "venv": decided["current"] or "", "previous": "", "removed": [],
+                              "receipt_changed": False}
+    if decided["build"] and not check:
+        venv = build(store, decided["id"], python, system_site_packages, layers, proof)
+        result["previous"] = switch(link, venv, store)
+        result["venv"] = venv
+        result["removed"] = prune(store, venv, keep_previous)
+    if receipt:  # the inputs' virtualenv is live now (in check mode: would be, once built)
+        result["receipt_changed"] = write_receipt(receipt["path"], receipt["content"], check)
+        result["changed"] = result["changed"] or result["receipt_changed"]
     return result
 
 
@@ -391,12 +433,14 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
                 "imports": {"type": "list", "elements": "str", "default": []}}},
             "proof": {"type": "list", "elements": "list", "default": []},
             "keep_previous": {"type": "int", "default": 1},
+            "receipt": {"type": "dict", "options": {"path": {"type": "path", "required": True},
+                                                    "content": {"type": "str", "required": True}}},
         },
         supports_check_mode=True)
     params = module.params
     try:
         result = ensure(params["link"], params["store"], params["python"], params["system_site_packages"],
-                        params["layers"], params["proof"], params["keep_previous"], module.check_mode)
+                        params["layers"], params["proof"], params["keep_previous"], module.check_mode, params["receipt"])
     except (EnvError, OSError, ValueError) as error:
         module.fail_json(msg="{} (the virtualenv at {} is unchanged)".format(error, params["link"]))
     module.exit_json(**result)
