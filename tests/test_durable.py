@@ -1,4 +1,5 @@
-"""module_utils/durable.py's version_dir: which names a link (current, previous) may point at.
+"""module_utils/durable.py's version_dir: which names a link (current, previous) may point at; and write_receipt,
+the local fact a module writes once what it names is live (python_env, systemd_units).
 
 current_link and model_links both ask it before they change anything; their own tests hold one case each
 proving that they do. Here, on a real directory of versions beside the links: every kind of name refused,
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils import durable
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import VersionError, version_dir
 
 LINKS = ("current", "previous")
@@ -65,3 +67,17 @@ def test_check_mode_accepts_a_version_an_earlier_task_would_make_but_not_somethi
         version_dir(str(versions), "v-1.tar.gz", predict=True)
     with pytest.raises(VersionError, match="must be the name of a version directory"):
         version_dir(str(versions), "../v-9", predict=True)
+
+
+def test_a_receipt_is_written_when_it_differs_and_check_mode_only_predicts(tmp_path: Path) -> None:
+    fact = tmp_path / "facts.d" / "wyoming_asr.fact"
+    assert durable.write_receipt(str(fact), '{"enabled": true}\n', check=True) and not fact.parent.exists()
+    assert durable.write_receipt(str(fact), '{"enabled": true}\n') and fact.read_text() == '{"enabled": true}\n'
+    assert fact.stat().st_mode & 0o7777 == 0o644 and sorted(p.name for p in fact.parent.iterdir()) == ["wyoming_asr.fact"]
+    assert not durable.write_receipt(str(fact), '{"enabled": true}\n') and not durable.write_receipt(str(fact), '{"enabled": true}\n', True)
+    fact.chmod(0o600)
+    assert durable.write_receipt(str(fact), '{"enabled": true}\n', check=True) and fact.stat().st_mode & 0o7777 == 0o600
+    assert durable.write_receipt(str(fact), '{"enabled": true}\n') and fact.stat().st_mode & 0o7777 == 0o644
+    inode = fact.stat().st_ino
+    assert durable.write_receipt(str(fact), '{"enabled": false}\n') and fact.read_text() == '{"enabled": false}\n'
+    assert fact.stat().st_ino != inode, "replaced by a rename, never rewritten in place"

@@ -119,3 +119,21 @@ def replace_file(dest: str, fill: Callable[[BinaryIO], None], mode: int, uid: in
             os.unlink(temporary)
         raise
     fsync_dir(directory)
+
+
+def write_receipt(path: str, content: str, check: bool = False) -> bool:
+    """A receipt, the file that says what a module made live (a local fact), holds ``content``: owned by this
+    process's user, mode 0644, written atomically (its directory made if missing) when it differs. Whether it was
+    (or, with ``check``, would be) written."""
+    data = content.encode("utf-8")
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as handle:
+            if handle.read() == data and st.st_mode & 0o7777 == 0o644 and (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid()):
+                return False
+    except OSError:
+        pass
+    if not check:
+        os.makedirs(os.path.dirname(path) or ".", 0o755, exist_ok=True)
+        replace_file(path, lambda out: out.write(data), 0o644)
+    return True

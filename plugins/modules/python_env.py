@@ -30,7 +30,7 @@ import subprocess
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import write_receipt
 
 DOCUMENTATION = r"""
 ---
@@ -378,22 +378,6 @@ def prune(store: str, keep: str, keep_previous: int) -> List[str]:
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
     return removed
-
-
-def write_receipt(path: str, content: str, check: bool = False) -> bool:
-    """The receipt holds ``content`` (root-owned 0644, written atomically): whether it was (or would be) written."""
-    data = content.encode("utf-8")
-    try:
-        st = os.stat(path)
-        with open(path, "rb") as handle:
-            if handle.read() == data and st.st_mode & 0o7777 == 0o644 and (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid()):
-                return False
-    except OSError:
-        pass
-    if not check:
-        os.makedirs(os.path.dirname(path) or ".", 0o755, exist_ok=True)
-        replace_file(path, lambda out: out.write(data), 0o644)
-    return True
 
 
 def ensure(link: str, store: str, python: str, system_site_packages: bool, layers: Sequence[Dict[str, Any]],

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file, write_receipt
 
 DOCUMENTATION = r"""
 ---
@@ -66,6 +66,22 @@ options:
     type: list
     elements: str
     default: []
+  receipt:
+    description:
+      - A file that says what the units serve (for instance the Ansible local fact that names where a server
+        listens), written atomically (root-owned, mode 0644, its directory made if missing) when its content differs.
+      - Written only after the unit files are in place and the units in their wanted state; a refused unit or a
+        failed start leaves it as it was.
+    type: dict
+    suboptions:
+      path:
+        description: The file.
+        type: path
+        required: true
+      content:
+        description: Its content.
+        type: str
+        required: true
   directory:
     description: Where unit files live.
     type: path
@@ -278,7 +294,9 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
                        "started": {"type": "list", "elements": "str", "default": []},
                        "restarted": {"type": "list", "elements": "str", "default": []},
                        "stopped": {"type": "list", "elements": "str", "default": []},
-                       "directory": {"type": "path", "default": "/etc/systemd/system"}},
+                       "directory": {"type": "path", "default": "/etc/systemd/system"},
+                       "receipt": {"type": "dict", "options": {"path": {"type": "path", "required": True},
+                                                               "content": {"type": "str", "required": True}}}},
         supports_check_mode=True)
     params = module.params
     units, directory = params["units"], params["directory"]
@@ -295,6 +313,9 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
                 if entry["name"] in files:
                     write(directory, entry["name"], _content(entry))
             act(services, names)
+        receipt = params["receipt"]
+        if receipt and write_receipt(receipt["path"], receipt["content"], module.check_mode):
+            services.setdefault(receipt["path"], []).append("receipt")
     except (UnitsError, OSError) as error:
         module.fail_json(msg=str(error))
     changes: Dict[str, List[str]] = {name: list(files.get(name, [])) + services.get(name, [])
