@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any, Dict
 
@@ -116,3 +117,24 @@ def test_zeroconf_record_is_the_one_home_assistant_looks_for(host: Any) -> None:
         # Announced on the loopback interface only (the scenarios set wyoming_asr_zeroconf_address).
         assert "._wyoming._tcp.local. at 127.0.0.1:{}".format(fact["port"]) in log, log[-3000:]
         assert "zeroconf announcement on" not in log, log[-3000:]  # the failure's wording
+
+
+def _converge(*extra: str) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run(["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], *extra,
+                           str(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parent / "resources" / "converge.yml")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False, timeout=1800)
+
+
+@pytest.mark.skipif(SCENARIO != "default", reason="one on-off run is enough; it runs on the fast amd64 Pi")
+def test_turning_the_server_off_stops_it_and_says_so_and_turning_it_on_brings_it_back(host: Any) -> None:
+    """voice_appliance_wyoming_enabled: false stops and disables a server that ran, and its local fact (the receipt of
+    that systemd_units call) says it is off, so verification skips the path; turned on again, it serves as before."""
+    off = _converge("-e", "voice_appliance_wyoming_enabled=false")
+    assert off.returncode == 0, off.stdout[-3000:]
+    service = host.service(SERVICE)
+    assert not service.is_running and not service.is_enabled
+    assert _fact(host)["enabled"] is False
+    assert "the wyoming check failed" not in off.stdout
+    on = _converge()
+    assert on.returncode == 0, on.stdout[-3000:]
+    assert host.service(SERVICE).is_running and host.service(SERVICE).is_enabled and _fact(host)["enabled"] is True
