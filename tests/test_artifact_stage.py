@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import yaml
+from role_playbook import failure_messages, run_role_playbook
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER = REPO / "harness" / "artifact_server.py"
@@ -131,21 +132,13 @@ class Stage:
             "artifact_stage_retries": 0, "artifact_stage_retry_delay": 0, "artifact_stage_timeout": 5,
         }
         variables.update(extra or {})
-        (self.tmp / "vars.json").write_text(json.dumps(variables))
-        env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-                   ANSIBLE_CONFIG=str(self.tmp / "ansible.cfg"))
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(self.tmp / "hosts.ini"),
-               str(self.tmp / "playbook.yml"), "-e", "@" + str(self.tmp / "vars.json")] + (["--check"] if check else [])
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
-        report = json.loads(proc.stdout)
-        failures = [msg for play in report["plays"] for task in play["tasks"] for res in task["hosts"].values()
-                    if res.get("failed")
-                    for msg in [res.get("msg", "")] + [r.get("msg", "") for r in res.get("results", []) if r.get("failed")]]
+        rc, report = run_role_playbook(self.tmp, variables, check)
+        failures = failure_messages(res for play in report["plays"] for task in play["tasks"] for res in task["hosts"].values())
         # How many items each task worked on (a loop's results; 1 for a task without a loop that was not skipped).
         items = {task["task"]["name"]: max(len(res.get("results", [])) if "results" in res else int(not res.get("skipped"))
                                            for res in task["hosts"].values())
                  for play in report["plays"] for task in play["tasks"] if task["hosts"]}
-        return {"rc": proc.returncode, "stats": report["stats"], "failures": failures, "items": items}
+        return {"rc": rc, "stats": report["stats"], "failures": failures, "items": items}
 
 
 @pytest.fixture

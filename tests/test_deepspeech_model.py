@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import pytest
 import yaml
+from role_playbook import failure_messages, run_role_playbook
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,18 +84,11 @@ class Pi:
             "deepspeech_model_deepspeech_command": str(self.tmp / "deepspeech"), "deepspeech_model_free_margin_mb": 1,
             "deepspeech_runtime_choice": {"flavour": "tflite", "arch": "amd64"},
         }
-        (self.tmp / "vars.json").write_text(json.dumps(variables))
-        env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-                   ANSIBLE_CONFIG=str(self.tmp / "ansible.cfg"))
-        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(self.tmp / "hosts.ini"),
-               str(self.tmp / "playbook.yml"), "-e", "@" + str(self.tmp / "vars.json")] + (["--check"] if check else [])
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
-        report = json.loads(proc.stdout)
+        rc, report = run_role_playbook(self.tmp, variables, check)
         tasks = [(task["task"]["name"], task["hosts"]["pi"]) for play in report["plays"] for task in play["tasks"]
                  if "pi" in task["hosts"]]
-        failed = [msg for _, result in tasks if result.get("failed")
-                  for msg in [result.get("msg", "")] + [r.get("msg", "") for r in result.get("results", []) if r.get("failed")]]
-        return {"rc": proc.returncode, "changed": report["stats"]["pi"]["changed"], "tasks": tasks,
+        failed = failure_messages(result for _, result in tasks)
+        return {"rc": rc, "changed": report["stats"]["pi"]["changed"], "tasks": tasks,
                 "failed": " ".join(" ".join(failed).split())}
 
     def current(self) -> str:

@@ -121,6 +121,11 @@ def replace_file(dest: str, fill: Callable[[BinaryIO], None], mode: int, uid: in
     fsync_dir(directory)
 
 
+# The argument spec of a module's ``receipt`` option (its documentation: doc_fragments/receipt.py).
+RECEIPT_SPEC = {"type": "dict", "options": {"path": {"type": "path", "required": True},
+                                            "content": {"type": "str", "required": True}}}
+
+
 def write_receipt(path: str, content: str, check: bool = False) -> bool:
     """A receipt, the file that says what a module made live (a local fact), holds ``content``: owned by this
     process's user, mode 0644, written atomically (its directory made if missing) when it differs. Whether it was

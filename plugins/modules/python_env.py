@@ -30,7 +30,7 @@ import subprocess
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import write_receipt
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import RECEIPT_SPEC, write_receipt
 
 DOCUMENTATION = r"""
 ---
@@ -46,6 +46,8 @@ description:
     switched atomically.
   - On failure the new virtualenv is removed and the link is left as it was.
   - Supports check mode (reports whether a build would happen).
+  - O(receipt) is written once the virtualenv of these inputs is live (proved and switched to in this run, or found
+    live); a failed build leaves it as it was.
 options:
   link:
     description: The path the services use; a symbolic link to the live virtualenv.
@@ -82,22 +84,8 @@ options:
     description: How many earlier virtualenvs the store keeps beside the live one (newest first).
     type: int
     default: 1
-  receipt:
-    description:
-      - A file that says what the live virtualenv is (for instance the Ansible local fact that names the runtime it
-        runs), written atomically (root-owned, mode 0644, its directory made if missing) when its content differs.
-      - Written only once the virtualenv of these inputs is live (proved and switched to in this run, or found
-        live); a failed build leaves it as it was, so it never names a virtualenv the services do not run.
-    type: dict
-    suboptions:
-      path:
-        description: The file.
-        type: path
-        required: true
-      content:
-        description: Its content.
-        type: str
-        required: true
+extends_documentation_fragment:
+  - pivoice.voice_appliance.receipt
 author: voice appliance team
 """
 
@@ -417,8 +405,7 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
                 "imports": {"type": "list", "elements": "str", "default": []}}},
             "proof": {"type": "list", "elements": "list", "default": []},
             "keep_previous": {"type": "int", "default": 1},
-            "receipt": {"type": "dict", "options": {"path": {"type": "path", "required": True},
-                                                    "content": {"type": "str", "required": True}}},
+            "receipt": RECEIPT_SPEC,
         },
         supports_check_mode=True)
     params = module.params

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file, write_receipt
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import RECEIPT_SPEC, replace_file, write_receipt
 
 DOCUMENTATION = r"""
 ---
@@ -41,6 +41,8 @@ description:
     restarted when their own unit file changed; the units of O(restarted) are restarted; the units of O(stopped)
     are disabled and stopped.
   - Supports check mode and diff mode (the unit files' contents).
+  - O(receipt) is written once the unit files are in place and the units in their wanted state; a refused unit or
+    a failed start leaves it as it was.
 options:
   units:
     description:
@@ -66,26 +68,12 @@ options:
     type: list
     elements: str
     default: []
-  receipt:
-    description:
-      - A file that says what the units serve (for instance the Ansible local fact that names where a server
-        listens), written atomically (root-owned, mode 0644, its directory made if missing) when its content differs.
-      - Written only after the unit files are in place and the units in their wanted state; a refused unit or a
-        failed start leaves it as it was.
-    type: dict
-    suboptions:
-      path:
-        description: The file.
-        type: path
-        required: true
-      content:
-        description: Its content.
-        type: str
-        required: true
   directory:
     description: Where unit files live.
     type: path
     default: /etc/systemd/system
+extends_documentation_fragment:
+  - pivoice.voice_appliance.receipt
 author: voice appliance team
 """
 
@@ -295,8 +283,7 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
                        "restarted": {"type": "list", "elements": "str", "default": []},
                        "stopped": {"type": "list", "elements": "str", "default": []},
                        "directory": {"type": "path", "default": "/etc/systemd/system"},
-                       "receipt": {"type": "dict", "options": {"path": {"type": "path", "required": True},
-                                                               "content": {"type": "str", "required": True}}}},
+                       "receipt": RECEIPT_SPEC},
         supports_check_mode=True)
     params = module.params
     units, directory = params["units"], params["directory"]
