@@ -2,20 +2,17 @@
 installed. Fed dpkg-query's real output on this machine (run as the role's raw task runs it) and written statuses."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any, List
+from typing import List
 
 import pytest
 import yaml
 
+from ansible_collections.pivoice.voice_appliance.plugins.filter import debian_packages as packages
+
 REPO = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("debian_packages_filter", str(REPO / "plugins" / "filter" / "debian_packages.py"))
-assert _spec is not None and _spec.loader is not None
-packages: Any = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(packages)
 
 
 def _task_command(wanted: List[str]) -> str:

@@ -6,7 +6,6 @@ reported, not raised). Also the filter voice_verify_checks that builds the check
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,15 +15,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("health_check_module", str(REPO / "plugins" / "modules" / "health_check.py"))
-assert _spec is not None and _spec.loader is not None
-health: Any = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(health)
-_fspec = importlib.util.spec_from_file_location("speech_metrics_filter", str(REPO / "plugins" / "filter" / "speech_metrics.py"))
-assert _fspec is not None and _fspec.loader is not None
-metrics: Any = importlib.util.module_from_spec(_fspec)
-_fspec.loader.exec_module(metrics)
+from ansible_collections.pivoice.voice_appliance.plugins.filter import speech_metrics as metrics
+from ansible_collections.pivoice.voice_appliance.plugins.modules import health_check as health
+
 
 PY = sys.executable
 

@@ -4,7 +4,6 @@ supplementary group refused by name before anything changes; a converged account
 predicts and changes nothing. The real groupadd/useradd/usermod run on a copy of /etc (their --root)."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -13,11 +12,8 @@ from typing import Any, Dict, List
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("service_account_module", str(REPO / "plugins" / "modules" / "service_account.py"))
-assert _spec is not None and _spec.loader is not None
-account: Any = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(account)
+from ansible_collections.pivoice.voice_appliance.plugins.modules import service_account as account
+
 
 HOME = "/var/lib/voice-appliance"
 COMMENT = "Voice appliance (DeepSpeech ASR)"
