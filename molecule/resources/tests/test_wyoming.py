@@ -129,7 +129,7 @@ def _converge(*extra: str) -> "subprocess.CompletedProcess[str]":
 def test_turning_the_server_off_stops_it_and_says_so_and_turning_it_on_brings_it_back(host: Any) -> None:
     """voice_appliance_wyoming_enabled: false stops and disables a server that ran, and its local fact (the receipt of
     that systemd_units call) says it is off, so verification skips the path; turned on again, it serves as before."""
-    off = _converge("-e", "voice_appliance_wyoming_enabled=false")
+    off = _converge("-e", '{"voice_appliance_wyoming_enabled": false}')  # JSON: a boolean, as the probe insists
     assert off.returncode == 0, off.stdout[-3000:]
     service = host.service(SERVICE)
     assert not service.is_running and not service.is_enabled
