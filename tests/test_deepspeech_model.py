@@ -109,6 +109,19 @@ def _ran(run: Dict[str, Any], name: str) -> Optional[Dict[str, Any]]:
     return next((result for task, result in run["tasks"] if task.split(" : ", 1)[-1] == name and not result.get("skipped")), None)
 
 
+SWITCH_IF_VERIFIED = "Switch `current` to this version atomically if a verified copy of it is installed, and prune old versions."
+SWITCH_PROVED = "Switch `current` to the verified version atomically and prune old versions."
+COPY = "Create the directory of the new version and copy the model files from the controller's cache into it."
+
+
+def _on_the_pi(run: Dict[str, Any]) -> List[Any]:
+    """The tasks that ran a module on the Pi (not skipped, not a controller action), with their actions."""
+    controller = {"ansible.builtin." + name for name in ("set_fact", "assert", "debug", "fail", "include_role", "include_tasks",
+                                                         "include_vars", "validate_argument_spec")}
+    return [(task.split(" : ", 1)[-1], result.get("action")) for task, result in run["tasks"]
+            if not result.get("skipped") and result.get("action") not in controller]
+
+
 def test_a_model_is_copied_proved_marked_and_switched_to_and_a_rerun_changes_nothing(pi: Pi) -> None:
     sums = pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET})
     cold = pi.run("1")
@@ -122,6 +135,10 @@ def test_a_model_is_copied_proved_marked_and_switched_to_and_a_rerun_changes_not
     assert warm["rc"] == 0 and warm["changed"] == 0, warm["failed"]
     checked = pi.run("1", check=True)
     assert checked["rc"] == 0 and checked["changed"] == 0, checked["failed"]
+    # A converged Pi's model step is one module run: the marker's look-up and the switch together.
+    for run in (warm, checked):
+        assert _on_the_pi(run) == [(SWITCH_IF_VERIFIED, "pivoice.voice_appliance.model_links")], run["tasks"]
+        assert _ran(run, SWITCH_IF_VERIFIED)["verified"] is True
     # Named and marked by the recorded sums: no task measures the staged files (staging did, this run), on the
     # controller or on the Pi; the copy (paths_state) checks them when it sends them.
     for run in (cold, warm):
@@ -138,6 +155,42 @@ def test_a_new_version_in_check_mode_changes_nothing_and_says_what_would_change(
     copy = _ran(checked, "Create the directory of the new version and copy the model files from the controller's cache into it.")
     assert copy is not None and copy["changed"]
     assert pi.current() == working and pi.versions() == [working], "a dry run changes nothing on the Pi"
+    looked = _ran(checked, SWITCH_IF_VERIFIED)
+    assert looked is not None and (looked["verified"], looked["reason"], looked["changed"]) == (False, "no marker", False)
+    assert _ran(checked, SWITCH_PROVED) is None, "nothing to switch to in a dry run: the version's directory is not made"
+
+
+def test_a_removed_current_link_is_put_back_in_the_one_run_without_copying_again(pi: Pi) -> None:
+    pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET})
+    assert pi.run("1")["rc"] == 0
+    version = pi.current()
+    (pi.models / "current").unlink()
+    checked = pi.run("1", check=True)
+    assert checked["rc"] == 0 and checked["changed"] == 1 and pi.current() == "", checked["tasks"]
+    run = pi.run("1")
+    assert run["rc"] == 0 and run["changed"] == 1, run["failed"]
+    switched = _ran(run, SWITCH_IF_VERIFIED)
+    assert switched is not None and (switched["verified"], switched["current_target"], switched["current"]) == (True, "", version)
+    assert _ran(run, COPY) is None and _ran(run, SWITCH_PROVED) is None
+    assert pi.current() == version and pi.versions() == [version]
+
+
+def test_an_installed_verified_version_is_switched_back_to_without_copying_again(pi: Pi) -> None:
+    """Version 2 was proved, then the users rolled back to 1: the next run for 2 switches to it (1 stays previous)."""
+    pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET})
+    assert pi.run("1")["rc"] == 0
+    one = pi.current()
+    pi.stage("2", {"tflite": GRAPH + b"v2", "alphabet": ALPHABET})
+    assert pi.run("2")["rc"] == 0
+    two = pi.current()
+    os.unlink(str(pi.models / "current"))
+    os.symlink(one, str(pi.models / "current"))
+    os.unlink(str(pi.models / "previous"))
+    os.symlink(two, str(pi.models / "previous"))
+    run = pi.run("2")
+    assert run["rc"] == 0 and run["changed"] == 1, run["failed"]
+    assert _ran(run, SWITCH_IF_VERIFIED)["current_target"] == one and _ran(run, COPY) is None
+    assert (pi.current(), os.readlink(str(pi.models / "previous")), pi.versions()) == (two, one, sorted([one, two]))
 
 
 @pytest.mark.fault
@@ -151,6 +204,11 @@ def test_a_model_file_emptied_on_the_pi_is_sent_again_alone_and_proved(pi: Pi) -
     assert run["rc"] == 0, run["failed"]
     copy = _ran(run, "Create the directory of the new version and copy the model files from the controller's cache into it.")
     assert copy is not None and copy["changes"] == {str(version / "output_graph.tflite"): ["content"]}
+    said = _ran(run, "Say why an installed copy of this version is proved again.")
+    assert said is not None and said["msg"] == (
+        "{v} is not trusted: tflite file {v}/output_graph.tflite has 0 bytes, {n} were verified (damaged, e.g. by a power loss). "
+        "It is copied and proved again (it is the current version).".format(v=version, n=len(GRAPH))), said
+    assert _ran(run, SWITCH_PROVED) is not None
     assert (version / "output_graph.tflite").read_bytes() == GRAPH and (version / "alphabet.txt").stat().st_ino == alphabet
     assert pi.versions() == [version.name], "the current version proved again in place"
 

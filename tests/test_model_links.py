@@ -1,12 +1,17 @@
 """model_links, the one owner of the model links current and previous: switch, rollback, restore.
 
 Each action on a real models directory (versions as directories, .verified markers, relative links):
-the links afterwards, what is pruned or unmarked, atomic replacement, and refusals that change nothing.
+the links afterwards, what is pruned or unmarked, atomic replacement, and refusals that change nothing; and the
+switch that first checks the version's marker as model_marker does (require_marker), switching only to a version
+whose marker holds.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Dict
@@ -145,3 +150,163 @@ def test_check_mode_plans_without_touching_anything(tmp_path: Path) -> None:
     before = _state(models)
     result = links.plan(str(models), "switch", version="m-3", keep=1)
     assert result["changed"] and result["removed"] == ["m-1"] and _state(models) == before
+
+
+# switch with require_marker: the role's one module run on a converged Pi (look up the marker, then switch).
+
+_marker_spec = importlib.util.spec_from_file_location("model_marker_for_links", str(REPO / "plugins" / "modules" / "model_marker.py"))
+assert _marker_spec is not None and _marker_spec.loader is not None
+marker: Any = importlib.util.module_from_spec(_marker_spec)
+_marker_spec.loader.exec_module(marker)
+
+GRAPH = b"TFL3" * 1000
+ALPHABET = b"a\nb\n"
+
+
+def _proved(models: Path, version: str, graph: bytes = GRAPH) -> Dict[str, Dict[str, Any]]:
+    """Copy a version's files into it and seal it as the role does; its files described as the role stages them."""
+    (models / version).mkdir(exist_ok=True)
+    files: Dict[str, Dict[str, Any]] = {}
+    for kind, name, data in (("tflite", "output_graph.tflite", graph), ("alphabet", "alphabet.txt", ALPHABET)):
+        (models / version / name).write_bytes(data)
+        files[kind] = {"path": "/controller/cache/m/3/" + name, "checksum": hashlib.sha256(data).hexdigest(),
+                       "size": len(data), "mode": "0644"}
+    marker.seal(str(models / version), files)
+    return files
+
+
+def _listing(models: Path) -> Dict[str, Any]:
+    """Everything a switch could change: the links (and their inodes), the versions and their files."""
+    return {"links": {name: (os.readlink(str(models / name)), os.lstat(str(models / name)).st_ino)
+                      for name in ("current", "previous") if (models / name).is_symlink()},
+            "files": sorted(str(p.relative_to(models)) for p in models.rglob("*"))}
+
+
+def test_switch_with_a_marker_that_holds_switches_and_prunes(tmp_path: Path) -> None:
+    models = _models(tmp_path, "m-2", "m-1", "m-0", verified=("m-2", "m-1", "m-0"), current="m-2", previous="m-1")
+    files = _proved(models, "m-3")
+    result = _run(models, "switch", version="m-3", keep=1, require_marker=files)
+    assert (result["verified"], result["reason"], result["current_target"]) == (True, "", "m-2")
+    assert (result["changed"], result["current"], result["previous"], result["removed"]) == (True, "m-3", "m-2", ["m-0", "m-1"])
+    assert _state(models) == {"current": "m-3", "previous": "m-2", "versions": "m-2 m-3"}
+
+
+def test_switch_with_a_marker_to_the_current_version_changes_nothing(tmp_path: Path) -> None:
+    """A converged Pi: the look-up and the switch in one run, and nothing changes."""
+    models = _models(tmp_path, "m-2", verified=("m-2",), current="m-3", previous="m-2")
+    files = _proved(models, "m-3")
+    before = _listing(models)
+    result = _run(models, "switch", version="m-3", keep=1, require_marker=files)
+    assert (result["verified"], result["reason"], result["current_target"], result["changed"]) == (True, "", "m-3", False)
+    assert _listing(models) == before
+
+
+def test_a_removed_current_link_is_put_back_by_the_switch_with_a_marker(tmp_path: Path) -> None:
+    models = _models(tmp_path, "m-2", verified=("m-2",), previous="m-2")
+    files = _proved(models, "m-3")
+    result = _run(models, "switch", version="m-3", keep=1, require_marker=files)
+    assert (result["verified"], result["current_target"], result["changed"]) == (True, "", True)
+    assert _state(models) == {"current": "m-3", "previous": "m-2", "versions": "m-2 m-3"}
+
+
+def _truncate(version: Path) -> None:
+    (version / "output_graph.tflite").write_bytes(GRAPH[:100])
+
+
+def _resum(version: Path) -> None:
+    (version / ".verified").write_text(json.dumps({"tflite": "0" * 64, "alphabet": "0" * 64}))
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("damage,reason", [
+    (lambda v: (v / ".verified").unlink(), "no marker"),
+    (lambda v: shutil.rmtree(str(v)), "no marker"),  # not copied yet: a new version (its dry run too)
+    (_resum, "marker {v}/.verified names other files than the staged ones"),
+    (_truncate, "tflite file {v}/output_graph.tflite has 100 bytes, 4000 were verified"),
+    (lambda v: (v / "output_graph.tflite").write_bytes(b""), "tflite file {v}/output_graph.tflite has 0 bytes, 4000 were verified"),
+    (lambda v: (v / "alphabet.txt").unlink(), "alphabet file {v}/alphabet.txt is missing"),
+    (lambda v: (v / ".verified").write_text('{"tflite": "'), "unreadable marker {v}/.verified"),
+], ids=["no-marker", "not-copied", "other-sums", "short-file", "emptied-file", "missing-file", "torn-marker"])
+def test_switch_with_a_marker_that_does_not_hold_changes_nothing_and_says_why(tmp_path: Path, damage: Any, reason: str) -> None:
+    models = _models(tmp_path, "m-2", "m-1", "m-0", verified=("m-2", "m-1", "m-0"), current="m-2", previous="m-1")
+    files = _proved(models, "m-3")
+    version = models / "m-3"
+    damage(version)
+    before = _listing(models)
+    result = _run(models, "switch", version="m-3", keep=1, require_marker=files)
+    assert (result["verified"], result["current_target"], result["changed"]) == (False, "m-2", False)
+    assert reason.format(v=version) in result["reason"], result["reason"]
+    assert result["reason"] == marker.query(str(version), files)[1], "the reason model_marker gives"
+    assert (result["current"], result["previous"], result["removed"]) == ("m-2", "m-1", []), "nothing switched or pruned"
+    assert _listing(models) == before
+
+
+def test_a_marker_for_other_files_is_not_trusted_by_the_switch(tmp_path: Path) -> None:
+    """The marker holds for the files proved before, not for the ones staged now (same sizes, other sums)."""
+    models = _models(tmp_path, "m-2", verified=("m-2",), current="m-2")
+    files = _proved(models, "m-3")
+    staged = dict(files, tflite=dict(files["tflite"], checksum="f" * 64))
+    before = _listing(models)
+    result = _run(models, "switch", version="m-3", keep=1, require_marker=staged)
+    assert not result["verified"] and result["reason"] == "marker {}/.verified names other files than the staged ones".format(models / "m-3")
+    assert _listing(models) == before
+
+
+def test_check_mode_of_the_switch_with_a_marker_plans_without_touching_anything(tmp_path: Path) -> None:
+    models = _models(tmp_path, "m-2", "m-1", verified=("m-2", "m-1"), current="m-2", previous="m-1")
+    files = _proved(models, "m-3")
+    before = _listing(models)
+    result = links.plan(str(models), "switch", version="m-3", keep=1, require_marker=files)
+    assert (result["verified"], result["changed"], result["removed"]) == (True, True, ["m-1"])
+    assert _listing(models) == before
+    # A dry run of a new version on a Pi that has no models directory yet: an answer, no error.
+    fresh = tmp_path / "fresh" / "models"
+    result = links.plan(str(fresh), "switch", version="m-3", keep=1, require_marker=files)
+    assert (result["verified"], result["reason"], result["current_target"], result["changed"]) == (False, "no marker", "", False)
+    assert not fresh.exists()
+
+
+def test_a_switch_without_a_marker_says_nothing_of_one(tmp_path: Path) -> None:
+    """The plain switch after the role proved a version (and rollback, restore) does not look at markers."""
+    models = _models(tmp_path, "m-2", "m-1", current="m-1")
+    result = _run(models, "switch", version="m-2", keep=1)
+    assert result["changed"] and not {"verified", "reason", "current_target"} & set(result)
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("files,message", [
+    ({}, "require_marker must be a dict naming at least one file (file kind: name or path, checksum, size), as the staged files "
+         "are described; got {}"),
+    ({"tflite": {"name": "output_graph.tflite", "checksum": "ab"}},
+     "require_marker.tflite must have name (or path), checksum and size, got {'name': 'output_graph.tflite', 'checksum': 'ab'}"),
+    ({"tflite": "output_graph.tflite"}, "require_marker.tflite must have name (or path), checksum and size, got 'output_graph.tflite'"),
+    ({"tflite": {"name": "output_graph.tflite", "checksum": "ab", "size": "big"}},
+     "require_marker.tflite.size must be a number of bytes, got 'big'"),
+], ids=["empty", "no-size", "no-dict", "size-not-a-number"])
+def test_a_marker_requirement_that_names_no_files_is_refused_and_changes_nothing(tmp_path: Path, files: Any, message: str) -> None:
+    models = _models(tmp_path, "m-2", verified=("m-2",), current="m-2")
+    _proved(models, "m-3")
+    before = _listing(models)
+    with pytest.raises(links.LinksError) as refused:
+        links.plan(str(models), "switch", version="m-3", keep=1, require_marker=files)
+    assert str(refused.value) == message
+    assert _listing(models) == before
+
+
+@pytest.mark.bad_input
+def test_a_marker_requirement_with_another_action_is_refused(tmp_path: Path) -> None:
+    models = _models(tmp_path, "m-2", "m-1", verified=("m-2", "m-1"), current="m-2", previous="m-1")
+    files = _proved(models, "m-3")
+    with pytest.raises(links.LinksError, match="require_marker goes with action=switch only .* got action=rollback. "
+                                               "Leave require_marker out."):
+        links.plan(str(models), "rollback", require_marker=files)
+    assert _state(models)["current"] == "m-2"
+
+
+@pytest.mark.bad_input
+def test_a_marker_requirement_does_not_let_a_link_be_switched_to(tmp_path: Path) -> None:
+    models = _models(tmp_path, "m-2", verified=("m-2",), current="m-2")
+    files = _proved(models, "m-3")
+    with pytest.raises(links.VersionError, match="got 'current'"):
+        links.plan(str(models), "switch", version="current", keep=1, require_marker=files)
+    assert _state(models)["current"] == "m-2"

@@ -116,3 +116,35 @@ def test_the_current_link_target_is_reported(tmp_path: Path) -> None:
     assert marker.link_target(str(tmp_path / "current")) == "fixture_model-1-abc"
     assert marker.link_target(str(tmp_path / "missing")) == ""
     assert marker.link_target(None) == ""
+
+
+def test_the_look_up_is_the_one_model_links_switches_by(tmp_path: Path) -> None:
+    """model_links (require_marker) trusts a marker by the same code: module_utils/durable.py's marker_holds."""
+    from ansible_collections.pivoice.voice_appliance.plugins.module_utils import durable
+
+    assert marker.query is durable.marker_holds and marker.MARKER == durable.MARKER == ".verified"
+    files = _version(tmp_path)
+    version = str(tmp_path / "fixture_model-1-abc")
+    marker.seal(version, files)
+    assert durable.marker_holds(version, files) == (True, "")
+    assert durable.marker_holds(str(tmp_path / "not-copied"), files) == (False, "no marker")
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("files,message", [
+    ({"tflite": {"checksum": "ab", "size": 3}}, "files.tflite must have name (or path), checksum and size, got {'checksum': 'ab', 'size': 3}"),
+    ({"tflite": {"name": "g.tflite", "checksum": "ab", "size": None}}, "files.tflite.size must be a number of bytes, got None"),
+    ({}, "files must be a dict naming at least one file (file kind: name or path, checksum, size), as the staged files are "
+         "described; got {}"),
+])
+def test_files_that_cannot_be_checked_are_refused_naming_them(files: Any, message: str) -> None:
+    from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import marker_files_error
+
+    assert marker_files_error(files) == message
+
+
+def test_files_as_the_role_stages_them_are_accepted(tmp_path: Path) -> None:
+    from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import marker_files_error
+
+    assert marker_files_error(_version(tmp_path)) == ""
+    assert marker_files_error({"scorer": {"name": "kenlm.scorer", "checksum": "ab", "size": "12"}}) == ""

@@ -6,14 +6,17 @@ its owner and mode set, its content fsynced and checked, then renamed over the d
 directory fsynced. A reader sees the old file or the new one, never a part, and a power cut after the task
 reported success does not take the change back. A failure leaves the destination as it was and removes the
 temporary file. A link (``current``, ``previous``) is switched the same way, and only to a version directory
-beside it (``version_dir``).
+beside it (``version_dir``). A model version's ``.verified`` marker is trusted only as ``marker_holds`` says
+(model_marker looks, model_links switches only to a version it vouches for).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import stat
 import tempfile
-from typing import BinaryIO, Callable, List, Optional, Sequence
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple
 
 
 def sha256_file(path: str, follow: bool = True) -> str:
@@ -94,6 +97,65 @@ def set_link(directory: str, name: str, target: str) -> bool:
         os.replace(temporary, path)
     fsync_dir(directory)
     return True
+
+
+# The marker a model version directory gets once DeepSpeech proved its files (JSON: file kind -> sha256).
+MARKER = ".verified"
+
+
+def marker_file_name(spec: Dict[str, Any]) -> str:
+    """The name in the version directory of a file described by ``spec`` (its ``name``, else its ``path``'s base name)."""
+    return os.path.basename(str(spec.get("name") or spec["path"]))
+
+
+def marker_sums(files: Dict[str, Dict[str, Any]]) -> Dict[str, str]:
+    """What a marker for ``files`` holds: per file kind its sha256."""
+    return {kind: str(spec["checksum"]) for kind, spec in files.items()}
+
+
+def marker_files_error(files: Any, option: str = "files") -> str:
+    """Why ``files`` (the option ``option``) cannot describe a version's files ("" when it can): a dict per file kind
+    with ``name`` (or ``path``), ``checksum`` and ``size``."""
+    if not isinstance(files, dict) or not files:
+        return ("{} must be a dict naming at least one file (file kind: name or path, checksum, size), as the staged "
+                "files are described; got {!r}".format(option, files))
+    for kind, spec in sorted(files.items()):
+        if not isinstance(spec, dict) or not {"checksum", "size"} <= set(spec) or not (spec.get("name") or spec.get("path")):
+            return "{}.{} must have name (or path), checksum and size, got {!r}".format(option, kind, spec)
+        try:
+            int(spec["size"])
+        except (TypeError, ValueError):
+            return "{}.{}.size must be a number of bytes, got {!r}".format(option, kind, spec["size"])
+    return ""
+
+
+def marker_holds(path: str, files: Dict[str, Dict[str, Any]]) -> Tuple[bool, str]:
+    """Whether the marker in the version directory ``path`` vouches for ``files``; the reason when it does not: no
+    marker, a marker that is no JSON (torn by a crash), one naming other sums, or a file missing, not a regular file
+    or not of its verified size (emptied or cut short by a power loss). The files are not read (their sums were
+    checked when they were copied)."""
+    marker = os.path.join(path, MARKER)
+    try:
+        with open(marker, encoding="utf-8") as handle:
+            recorded = json.load(handle)
+    except FileNotFoundError:
+        return False, "no marker"
+    except (OSError, ValueError) as exc:
+        return False, "unreadable marker %s (%s)" % (marker, exc)
+    if recorded != marker_sums(files):
+        return False, "marker %s names other files than the staged ones" % marker
+    for kind, spec in sorted(files.items()):
+        name = os.path.join(path, marker_file_name(spec))
+        try:
+            info = os.lstat(name)
+        except OSError:
+            return False, "%s file %s is missing" % (kind, name)
+        if not stat.S_ISREG(info.st_mode):
+            return False, "%s file %s is not a regular file" % (kind, name)
+        if info.st_size != int(spec["size"]):
+            return False, "%s file %s has %d bytes, %d were verified (damaged, e.g. by a power loss)" % (
+                kind, name, info.st_size, int(spec["size"]))
+    return True, ""
 
 
 def replace_file(dest: str, fill: Callable[[BinaryIO], None], mode: int, uid: int = -1, gid: int = -1,

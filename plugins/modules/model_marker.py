@@ -12,7 +12,8 @@ never outlive the files it vouches for:
 * ``state=query`` trusts a marker only if it is valid JSON naming exactly the expected sums and every
   file it names is a regular file of the expected size (a zero-length or truncated file, a marker
   torn by a crash, or a marker for other bytes: not verified, with the reason; the role then copies
-  and proves the version again).
+  and proves the version again). The check is module_utils/durable.py's ``marker_holds``, which
+  model_links uses too (``require_marker``: a converged Pi's look-up and switch in one module run).
 
 The logic is plain stdlib (importable and testable without Ansible); ``main()`` wraps it.
 """
@@ -20,9 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import tempfile
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional
+
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import (MARKER, marker_file_name,
+                                                                                   marker_files_error, marker_holds,
+                                                                                   marker_sums)
 
 DOCUMENTATION = r"""
 ---
@@ -69,41 +73,8 @@ current_target:
   returned: always
 """
 
-MARKER = ".verified"
-
-
-def _name(spec: Dict[str, Any]) -> str:
-    return os.path.basename(str(spec.get("name") or spec["path"]))
-
-
-def _expected(files: Dict[str, Dict[str, Any]]) -> Dict[str, str]:
-    return {kind: str(spec["checksum"]) for kind, spec in files.items()}
-
-
-def query(path: str, files: Dict[str, Dict[str, Any]]) -> Tuple[bool, str]:
-    """Whether the marker in ``path`` vouches for ``files``; the reason when it does not."""
-    marker = os.path.join(path, MARKER)
-    try:
-        with open(marker, encoding="utf-8") as handle:
-            recorded = json.load(handle)
-    except FileNotFoundError:
-        return False, "no marker"
-    except (OSError, ValueError) as exc:
-        return False, "unreadable marker %s (%s)" % (marker, exc)
-    if recorded != _expected(files):
-        return False, "marker %s names other files than the staged ones" % marker
-    for kind, spec in sorted(files.items()):
-        name = os.path.join(path, _name(spec))
-        try:
-            info = os.lstat(name)
-        except OSError:
-            return False, "%s file %s is missing" % (kind, name)
-        if not stat.S_ISREG(info.st_mode):
-            return False, "%s file %s is not a regular file" % (kind, name)
-        if info.st_size != int(spec["size"]):
-            return False, "%s file %s has %d bytes, %d were verified (damaged, e.g. by a power loss)" % (
-                kind, name, info.st_size, int(spec["size"]))
-    return True, ""
+# The look-up is module_utils/durable.py's marker_holds: model_links (require_marker) trusts a marker by the same code.
+query = marker_holds
 
 
 def _fsync_path(path: str, directory: bool = False) -> None:
@@ -117,12 +88,12 @@ def _fsync_path(path: str, directory: bool = False) -> None:
 def seal(path: str, files: Dict[str, Dict[str, Any]]) -> None:
     """fsync the files and ``path``, then write the marker atomically and durably."""
     for spec in files.values():
-        _fsync_path(os.path.join(path, _name(spec)))
+        _fsync_path(os.path.join(path, marker_file_name(spec)))
     _fsync_path(path, directory=True)
     fd, tmp = tempfile.mkstemp(prefix=".verified.", dir=path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(_expected(files), handle, indent=4, sort_keys=True)
+            json.dump(marker_sums(files), handle, indent=4, sort_keys=True)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -157,10 +128,9 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
         supports_check_mode=True,
     )
     path, files = module.params["path"], module.params["files"]
-    for kind, spec in files.items():
-        if not isinstance(spec, dict) or not {"checksum", "size"} <= set(spec) \
-                or not (spec.get("name") or spec.get("path")):
-            module.fail_json(msg="files.%s must have name (or path), checksum and size, got %r" % (kind, spec))
+    problem = marker_files_error(files)
+    if problem:
+        module.fail_json(msg=problem)
     verified, reason = query(path, files)
     changed = False
     if module.params["state"] == "sealed" and not verified:
