@@ -81,3 +81,18 @@ def test_a_receipt_is_written_when_it_differs_and_check_mode_only_predicts(tmp_p
     inode = fact.stat().st_ino
     assert durable.write_receipt(str(fact), '{"enabled": false}\n') and fact.read_text() == '{"enabled": false}\n'
     assert fact.stat().st_ino != inode, "replaced by a rename, never rewritten in place"
+
+
+@pytest.mark.parametrize("text,whole", [("ab" * 32, True), ("0123456789abcdef" * 4, True), ("AB" * 32, False),
+                                        ("ab" * 32 + "\n", False), (" " + "ab" * 32, False), ("ab" * 31, False),
+                                        ("ab" * 33, False), ("g" * 64, False), ("", False)])
+def test_a_sha256_is_64_lowercase_hexadecimal_digits_as_is(text: str, whole: bool) -> None:
+    assert durable.is_sha256(text) is whole and (durable.SHA256.fullmatch(text) is not None) is whole
+
+
+def test_the_sha256_pattern_is_defined_once_for_the_plugins() -> None:
+    """Filters and action plugins take durable.SHA256 (is_sha256); a copy of the pattern elsewhere could drift."""
+    plugins = Path(durable.__file__).resolve().parents[1]
+    copies = [str(path.relative_to(plugins)) for path in sorted(plugins.rglob("*.py")) if "{64}" in path.read_text()]
+    assert copies == ["module_utils/durable.py"]
+

@@ -12,8 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from typing import BinaryIO, Callable, List, Optional, Sequence
+
+
+# A sha256 sum as the collection writes and pins it: 64 lowercase hexadecimal digits (callers that take a sum from
+# a person or a sum file lower() it first). The one pattern of the modules, filters and action plugins.
+SHA256 = re.compile("[0-9a-f]{64}")
+
+
+def is_sha256(text: str) -> bool:
+    """Whether ``text`` is a whole sha256 sum (as is: no case folding, no stripping)."""
+    return SHA256.fullmatch(text) is not None
 
 
 def sha256_file(path: str, follow: bool = True) -> str:
