@@ -81,3 +81,68 @@ def test_a_receipt_is_written_when_it_differs_and_check_mode_only_predicts(tmp_p
     inode = fact.stat().st_ino
     assert durable.write_receipt(str(fact), '{"enabled": false}\n') and fact.read_text() == '{"enabled": false}\n'
     assert fact.stat().st_ino != inode, "replaced by a rename, never rewritten in place"
+
+
+@pytest.mark.parametrize("text,whole", [("ab" * 32, True), ("0123456789abcdef" * 4, True), ("AB" * 32, False),
+                                        ("ab" * 32 + "\n", False), (" " + "ab" * 32, False), ("ab" * 31, False),
+                                        ("ab" * 33, False), ("g" * 64, False), ("", False)])
+def test_a_sha256_is_64_lowercase_hexadecimal_digits_as_is(text: str, whole: bool) -> None:
+    assert durable.is_sha256(text) is whole and (durable.SHA256.fullmatch(text) is not None) is whole
+
+
+def test_the_sha256_pattern_is_defined_once_for_the_plugins() -> None:
+    """Filters and action plugins take durable.SHA256 (is_sha256); a copy of the pattern elsewhere could drift."""
+    plugins = Path(durable.__file__).resolve().parents[1]
+    copies = [str(path.relative_to(plugins)) for path in sorted(plugins.rglob("*.py")) if "{64}" in path.read_text()]
+    assert copies == ["module_utils/durable.py"]
+
+
+def _receipt(tmp_path: Path) -> Path:
+    fact = tmp_path / "facts.d" / "deepspeech.fact"
+    assert durable.write_receipt(str(fact), '{"flavour": "tflite"}\n')
+    return fact
+
+
+def _untouched(fact: Path, inode: int) -> None:
+    assert fact.read_text() == '{"flavour": "tflite"}\n' and fact.stat().st_ino == inode
+    assert sorted(p.name for p in fact.parent.iterdir()) == ["deepspeech.fact"], "no temporary file is left"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("check", [False, True])
+@pytest.mark.parametrize("content", ["", "flavour=tflite\n", '{"flavour": "tflite"', '{"x": NaN}', "[Infinity]"])
+def test_a_receipt_that_is_no_json_is_refused_before_anything_is_written(tmp_path: Path, content: str, check: bool) -> None:
+    fact = _receipt(tmp_path)
+    inode = fact.stat().st_ino
+    with pytest.raises(durable.ReceiptError, match=r"^the receipt {} must be a JSON document, and its content is none \(.+\); "
+                                                   r"it was left as it was$".format(fact)):
+        durable.write_receipt(str(fact), content, check)
+    _untouched(fact, inode)
+    missing = tmp_path / "other" / "x.fact"
+    with pytest.raises(durable.ReceiptError):
+        durable.write_receipt(str(missing), content, check)
+    assert not missing.parent.exists()
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("written,message", [
+    (b'{"flavour": "tfli', "does not read back as JSON"),
+    (b'{"flavour": "\xff"}\n', "does not read back as JSON"),
+    (b'{"flavour": "cuda"}\n', r"""reads back as '{"flavour": "cuda"}\n', not the content meant ('{"flavour": "amd64"}\n')"""),
+    (b'{"flavour":"amd64"}', """reads back as '{"flavour":"amd64"}', not the content meant"""),  # the value meant, other bytes
+])
+def test_a_receipt_that_does_not_read_back_as_meant_leaves_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       written: bytes, message: str) -> None:
+    fact = _receipt(tmp_path)
+    inode = fact.stat().st_ino
+    monkeypatch.setattr(durable, "_receipt_bytes", lambda content: written)
+    with pytest.raises(durable.ReceiptError) as refused:
+        durable.write_receipt(str(fact), '{"flavour": "amd64"}\n')
+    assert str(refused.value).startswith("the receipt written for {} {}".format(fact, message))
+    assert str(refused.value).endswith("; it was left as it was")
+    _untouched(fact, inode)
+
+
+def test_a_receipt_error_is_reported_where_the_modules_report_a_failed_write() -> None:
+    """python_env and systemd_units both fail the task with the message of an OSError."""
+    assert issubclass(durable.ReceiptError, OSError)

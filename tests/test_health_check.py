@@ -6,6 +6,7 @@ reported, not raised). Also the filter voice_verify_checks that builds the check
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+import yaml
 
 from ansible_collections.pivoice.voice_appliance.plugins.filter import speech_metrics as metrics
 from ansible_collections.pivoice.voice_appliance.plugins.modules import health_check as health
@@ -102,6 +104,17 @@ def test_a_command_that_outlives_its_timeout_is_killed_and_reported() -> None:
     done = health.run_check(_py("import sys, time; print('partial', flush=True); time.sleep(30)"), timeout=1)
     assert done["rc"] == -9 and done["stdout"] == "partial\n" and "killed after its timeout of 1 s" in done["stderr"]
     assert done["seconds"] < 20
+
+
+def test_a_check_without_a_timeout_gets_the_one_default_the_option_documents() -> None:
+    documented = yaml.safe_load(health.DOCUMENTATION)["options"]["checks"]["suboptions"]["timeout"]["default"]
+    assert documented == health.TIMEOUT == health.ARGUMENT_SPEC["checks"]["options"]["timeout"]["default"]
+    assert inspect.signature(health.run_check).parameters["timeout"].default == health.TIMEOUT
+    asked: List[Any] = []
+    health.run_checks([{"path": "cli", "argv": ["true"]}, {"path": "mqtt", "argv": ["true"], "timeout": 30},
+                       {"path": "wyoming", "argv": ["true"], "timeout": None}],
+                      run=lambda argv, env, timeout: asked.append(timeout) or {})
+    assert asked == [float(health.TIMEOUT), 30.0, float(health.TIMEOUT)]
 
 
 @pytest.mark.parametrize("checks, message", [

@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import sha256_file
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import is_sha256, sha256_file
 
 MODULE = "pivoice.voice_appliance.paths_state"
-
-_SHA256 = re.compile("[0-9a-f]{64}")
 
 # (path, size, mtime_ns) -> sha256, for this controller process (every host of the run).
 _SUMS: Dict[Tuple[str, int, int], str] = {}
@@ -66,7 +63,7 @@ def recorded_sum(sum_file: str, src: str) -> str:
                            "it)".format(sum_file, src, len(lines), os.path.basename(src)))
     words = lines[0].split(None, 1)
     digest = words[0].lower()
-    if not _SHA256.fullmatch(digest):
+    if not is_sha256(digest):
         raise SumFileError("the sum file {} of {} holds {!r}, not a sha256 sum (64 hexadecimal digits first on its line, as "
                            "sha256sum writes it)".format(sum_file, src, lines[0][:100]))
     named = os.path.basename(words[1].strip().lstrip("*")) if len(words) > 1 else ""
@@ -151,7 +148,7 @@ class ActionModule(ActionBase):
             except SumFileError as error:
                 raise AnsibleError("paths_state: file {}: {}; nothing was changed on the Pi. {}".format(dest, error, record)) from None
         expected = None if expected is None else str(expected).strip().lower()
-        if expected is not None and not _SHA256.fullmatch(expected):
+        if expected is not None and not is_sha256(expected):
             raise AnsibleError("paths_state: file {}: the sha256 expected of its src {} is {!r}, not a sha256 sum (64 hexadecimal "
                                "digits); nothing was changed on the Pi{}".format(dest, path, expected, ". " + fix if fix else ""))
         actual, size = measure(path)

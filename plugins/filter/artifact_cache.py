@@ -17,14 +17,11 @@ directory: it only reads the cache once.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import sha256_file
-
-_SHA256 = re.compile("[0-9a-f]{64}")
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import is_sha256, sha256_file
 
 
 def _lookup(table: Mapping[str, Any], item: Mapping[str, Any]) -> Any:
@@ -57,14 +54,14 @@ def artifact_sum(item: Any, catalog: Mapping[str, Any], trusted: Optional[Mappin
     key = _key("artifact_sum", item)
     pinned = str(_entry("artifact_sum", item, catalog).get("sha256") or "").strip().lower()
     if pinned:
-        if not _SHA256.fullmatch(pinned):
+        if not is_sha256(pinned):
             raise AnsibleFilterError(
                 "artifact_sum: the sha256 pinned for {} {} {} is {!r}, not a sha256 sum (64 hexadecimal digits). Correct it in "
                 "the artifact table or artifact_stage_catalog_overrides with the sum of a copy you trust (sha256sum FILE), or "
                 "set it to \"\" to use trust-on-first-use.".format(*key, pinned))
         return pinned
     recorded = str(_lookup(trusted or {}, item) or "").strip().lower()
-    if recorded and not _SHA256.fullmatch(recorded):
+    if recorded and not is_sha256(recorded):
         raise AnsibleFilterError(
             "artifact_sum: the sum recorded on first use for {} {} {} is {!r}, not a sha256 sum (64 hexadecimal digits). "
             "Correct it in the trust-on-first-use record (artifact_stage_trusted_sums_file), or pin the sum in "

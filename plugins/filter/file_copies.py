@@ -7,12 +7,11 @@ sum."""
 from __future__ import annotations
 
 import os
-import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping
 
 from ansible.errors import AnsibleFilterError
 
-_SHA256 = re.compile("[0-9a-f]{64}")
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import is_sha256
 
 
 def file_copies(names: Iterable[Any], src_dir: str, dest_dir: str, owner: str = "root", group: str = "root",
@@ -41,7 +40,7 @@ def checked_copies(files: Any, dest_dir: str, fix: str = "", owner: str = "root"
         raise AnsibleFilterError("checked_copies: expects a list (or a mapping) of {{path, checksum}}, got {!r}".format(files))
     entries: List[Dict[str, str]] = []
     for spec in specs:
-        if not isinstance(spec, Mapping) or not spec.get("path") or not _SHA256.fullmatch(str(spec.get("checksum") or "").lower()):
+        if not isinstance(spec, Mapping) or not spec.get("path") or not is_sha256(str(spec.get("checksum") or "").lower()):
             raise AnsibleFilterError("checked_copies: {!r} is not a controller file with its sha256; each needs path and checksum "
                                      "(64 hexadecimal digits)".format(spec))
         name = os.path.basename(str(spec["path"]))

@@ -14,9 +14,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple
+
+
+# A sha256 sum as the collection writes and pins it: 64 lowercase hexadecimal digits (callers that take a sum from
+# a person or a sum file lower() it first). The one pattern of the modules, filters and action plugins.
+SHA256 = re.compile("[0-9a-f]{64}")
+
+
+def is_sha256(text: str) -> bool:
+    """Whether ``text`` is a whole sha256 sum (as is: no case folding, no stripping)."""
+    return SHA256.fullmatch(text) is not None
 
 
 def sha256_file(path: str, follow: bool = True) -> str:
@@ -188,11 +199,35 @@ RECEIPT_SPEC = {"type": "dict", "options": {"path": {"type": "path", "required":
                                             "content": {"type": "str", "required": True}}}
 
 
+class ReceiptError(OSError):
+    """A receipt that is not JSON, or a written one that did not read back as what was meant; the old receipt is left
+    as it was. An OSError, so that each module's handling of a failed write reports it."""
+
+
+def _receipt_bytes(content: str) -> bytes:
+    """What a receipt's file holds for ``content``."""
+    return content.encode("utf-8")
+
+
+def _json_value(text: str) -> object:
+    """The value of the JSON ``text`` (strict: NaN and Infinity are no JSON); ValueError when it is none."""
+    def refuse(constant: str) -> object:
+        raise ValueError("{} is no JSON value".format(constant))
+    return json.loads(text, parse_constant=refuse)
+
+
 def write_receipt(path: str, content: str, check: bool = False) -> bool:
-    """A receipt, the file that says what a module made live (a local fact), holds ``content``: owned by this
-    process's user, mode 0644, written atomically (its directory made if missing) when it differs. Whether it was
-    (or, with ``check``, would be) written."""
-    data = content.encode("utf-8")
+    """A receipt, the file that says what a module made live (a local fact), holds ``content``, a JSON document:
+    owned by this process's user, mode 0644, written atomically (its directory made if missing) when it differs.
+    Whether it was (or, with ``check``, would be) written. Content that is no JSON is refused before anything is
+    written, also in check mode; the temporary file is read back before it replaces the receipt and must hold the
+    content and parse to its value, else it is removed and the old receipt left as it was (ReceiptError)."""
+    try:
+        meant = _json_value(content)
+    except ValueError as error:
+        raise ReceiptError("the receipt {} must be a JSON document, and its content is none ({}); it was left as it "
+                           "was".format(path, error)) from None
+    data = _receipt_bytes(content)
     try:
         st = os.stat(path)
         with open(path, "rb") as handle:
@@ -200,7 +235,21 @@ def write_receipt(path: str, content: str, check: bool = False) -> bool:
                 return False
     except OSError:
         pass
+
+    def proven(temporary: str) -> None:
+        """The temporary file reads back as JSON with the value meant and holds exactly what was meant."""
+        with open(temporary, "rb") as handle:
+            written = handle.read()
+        try:
+            value = _json_value(written.decode("utf-8"))
+        except ValueError as error:  # UnicodeDecodeError and json.JSONDecodeError too
+            raise ReceiptError("the receipt written for {} does not read back as JSON ({}); it was left as it "
+                               "was".format(path, error)) from None
+        if value != meant or written != content.encode("utf-8"):
+            raise ReceiptError("the receipt written for {} reads back as {!r}, not the content meant ({!r}); it was left "
+                               "as it was".format(path, written[:200].decode("utf-8", "replace"), content[:200]))
+
     if not check:
         os.makedirs(os.path.dirname(path) or ".", 0o755, exist_ok=True)
-        replace_file(path, lambda out: out.write(data), 0o644)
+        replace_file(path, lambda out: out.write(data), 0o644, check=proven)
     return True

@@ -98,9 +98,10 @@ scorer:
 """
 
 _TAIL = 20000  # characters of output kept per stream (a failing decoder can print a lot)
+TIMEOUT = 600  # seconds a check may run when it names no timeout (the option's default, as DOCUMENTATION says)
 
 
-def run_check(argv: Sequence[str], env: Optional[Mapping[str, str]] = None, timeout: float = 600) -> Dict[str, Any]:
+def run_check(argv: Sequence[str], env: Optional[Mapping[str, str]] = None, timeout: float = TIMEOUT) -> Dict[str, Any]:
     """One check: the command's exit code, its output (the last _TAIL characters of each stream) and its wall time."""
     environment = dict(os.environ)
     environment.update({str(key): str(value) for key, value in (env or {}).items()})
@@ -131,7 +132,7 @@ def run_checks(checks: Sequence[Mapping[str, Any]],
                              .format(path, "repeated" if path else "empty"))
         if not argv:
             raise ValueError("checks: the check {!r} has no command (argv is empty)".format(path))
-        results[path] = run(argv, check.get("env") or {}, float(check.get("timeout") or 600))
+        results[path] = run(argv, check.get("env") or {}, float(check.get("timeout") or TIMEOUT))
     return results
 
 
@@ -171,7 +172,7 @@ ARGUMENT_SPEC: Dict[str, Any] = {
         "path": {"type": "str", "required": True},
         "argv": {"type": "list", "elements": "str", "required": True},
         "env": {"type": "dict", "default": {}, "no_log": True},
-        "timeout": {"type": "float", "default": 600},
+        "timeout": {"type": "float", "default": TIMEOUT},
     }},
     "model_dir": {"type": "path", "required": True},
     "scorer": {"type": "path", "default": ""},
