@@ -10,6 +10,7 @@ beside it (``version_dir``).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -97,10 +98,14 @@ def set_link(directory: str, name: str, target: str) -> bool:
 
 
 def replace_file(dest: str, fill: Callable[[BinaryIO], None], mode: int, uid: int = -1, gid: int = -1,
-                 check: Optional[Callable[[str], None]] = None, prefix: str = "") -> None:
+                 check: Optional[Callable[[str], None]] = None, prefix: str = "", exclusive: bool = False) -> None:
     """Write ``dest`` atomically and durably: ``fill`` writes the content into a temporary file beside it, which
     gets ``mode`` (and ``uid``/``gid`` unless -1) and is fsynced; ``check(temporary_path)`` may raise to refuse
-    it; then it is renamed over ``dest`` and the directory fsynced."""
+    it; then it is renamed over ``dest`` and the directory fsynced.
+
+    With ``exclusive`` ``dest`` is only made, never replaced (a seed that belongs to its users once it is there): the
+    temporary file is linked to ``dest`` instead, which raises FileExistsError (the temporary file removed, ``dest``
+    untouched) when anything, a dangling link too, is there by then."""
     directory = os.path.dirname(dest) or "."
     fd, temporary = tempfile.mkstemp(prefix=prefix or "." + os.path.basename(dest) + ".", dir=directory)
     try:
@@ -113,12 +118,36 @@ def replace_file(dest: str, fill: Callable[[BinaryIO], None], mode: int, uid: in
             os.fsync(handle.fileno())
         if check is not None:
             check(temporary)
-        os.replace(temporary, dest)
+        if exclusive:
+            _link_new(temporary, dest)
+        else:
+            os.replace(temporary, dest)
     except BaseException:
         if os.path.lexists(temporary):
             os.unlink(temporary)
         raise
     fsync_dir(directory)
+
+
+# What link() says on a filesystem that has no hard links.
+_NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK)
+
+
+def _link_new(temporary: str, dest: str) -> None:
+    """``temporary`` becomes ``dest`` only if nothing is there: linked (atomic, refused by the kernel when ``dest``
+    exists), then the temporary name removed. A filesystem without hard links gets a rename after a last look."""
+    try:
+        os.link(temporary, dest)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno not in _NO_LINKS:
+            raise
+        if os.path.lexists(dest):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dest) from None
+        os.replace(temporary, dest)
+        return
+    os.unlink(temporary)
 
 
 # The argument spec of a module's ``receipt`` option (its documentation: doc_fragments/receipt.py).
