@@ -14,7 +14,7 @@ import errno
 import hashlib
 import os
 import tempfile
-from typing import BinaryIO, Callable, List, Optional, Sequence
+from typing import Any, BinaryIO, Callable, Dict, List, Optional, Sequence
 
 
 def sha256_file(path: str, follow: bool = True) -> str:
@@ -171,3 +171,17 @@ def write_receipt(path: str, content: str, check: bool = False) -> bool:
         os.makedirs(os.path.dirname(path) or ".", 0o755, exist_ok=True)
         replace_file(path, lambda out: out.write(data), 0o644)
     return True
+
+
+def receipt_result(receipt: Optional[Dict[str, str]], check: bool = False) -> Dict[str, Any]:
+    """Write a module's ``receipt`` (write_receipt; call it once what the receipt describes is live) and say so in the
+    module's result: ``receipt_changed``, whether it was (in check mode, would be) written, and ``receipt``, its path and
+    content as the Pi holds them after the run. A later task may take that as read instead of asking the Pi again, so
+    it is left out when the Pi does not hold it: in check mode when it would be written, and without a receipt."""
+    if not receipt:
+        return {"receipt_changed": False}
+    changed = write_receipt(receipt["path"], receipt["content"], check)
+    out: Dict[str, Any] = {"receipt_changed": changed}
+    if not (check and changed):
+        out["receipt"] = {"path": receipt["path"], "content": receipt["content"]}
+    return out
