@@ -1,5 +1,6 @@
-"""module_utils/durable.py's version_dir: which names a link (current, previous) may point at; and write_receipt,
-the local fact a module writes once what it names is live (python_env, systemd_units).
+"""module_utils/durable.py's version_dir: which names a link (current, previous) may point at; write_receipt,
+the local fact a module writes once what it names is live (python_env, systemd_units); and replace_file's exclusive
+write, a seed that never replaces a file (rhasspy_profile).
 
 current_link and model_links both ask it before they change anything; their own tests hold one case each
 proving that they do. Here, on a real directory of versions beside the links: every kind of name refused,
@@ -146,3 +147,30 @@ def test_a_receipt_that_does_not_read_back_as_meant_leaves_the_old_one(tmp_path:
 def test_a_receipt_error_is_reported_where_the_modules_report_a_failed_write() -> None:
     """python_env and systemd_units both fail the task with the message of an OSError."""
     assert issubclass(durable.ReceiptError, OSError)
+
+
+def test_an_exclusive_write_makes_a_missing_file_and_never_replaces_one(tmp_path: Path) -> None:
+    dest = tmp_path / "sentences.ini"
+    durable.replace_file(str(dest), lambda out: out.write(b"[Test]\n"), 0o640, exclusive=True)
+    assert dest.read_bytes() == b"[Test]\n" and dest.stat().st_mode & 0o7777 == 0o640 and dest.stat().st_nlink == 1
+    for there in ("a file", "a dangling link"):
+        if there == "a dangling link":
+            dest.unlink()
+            dest.symlink_to(tmp_path / "gone")
+        with pytest.raises(FileExistsError):
+            durable.replace_file(str(dest), lambda out: out.write(b"new\n"), 0o644, exclusive=True)
+        assert sorted(os.listdir(str(tmp_path))) == ["sentences.ini"], "the temporary file was left behind"
+    assert os.readlink(str(dest)) == str(tmp_path / "gone")
+
+
+def test_an_exclusive_write_without_hard_links_renames_after_a_last_look(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(src: str, dst: str) -> None:
+        raise PermissionError(1, "Operation not permitted")  # what link() says on a filesystem without hard links
+
+    monkeypatch.setattr(durable.os, "link", no_links)
+    dest = tmp_path / "sentences.ini"
+    durable.replace_file(str(dest), lambda out: out.write(b"[Test]\n"), 0o644, exclusive=True)
+    assert dest.read_bytes() == b"[Test]\n" and sorted(os.listdir(str(tmp_path))) == ["sentences.ini"]
+    with pytest.raises(FileExistsError):
+        durable.replace_file(str(dest), lambda out: out.write(b"new\n"), 0o644, exclusive=True)
+    assert dest.read_bytes() == b"[Test]\n" and sorted(os.listdir(str(tmp_path))) == ["sentences.ini"]

@@ -217,12 +217,16 @@ def test_the_receipt_is_written_once_the_inputs_virtualenv_is_live_and_never_aft
     receipt = {"path": str(fact), "content": '{"flavour": "tflite"}\n'}
     predicted = _ensure(tmp_path, _layers(wheels, "alpha"), check=True, receipt=receipt)
     assert predicted["receipt_changed"] and predicted["changed"] and not fact.parent.exists(), "check mode writes nothing"
+    assert "receipt" not in predicted, "the Pi does not hold it: nobody may take it as read"
     first = _ensure(tmp_path, _layers(wheels, "alpha"), receipt=receipt)
     assert first["built"] and first["receipt_changed"] and fact.read_text() == '{"flavour": "tflite"}\n'
+    assert first["receipt"] == receipt, "the receipt the Pi holds now, for voice_verify"
     assert fact.stat().st_mode & 0o7777 == 0o644 and [p.name for p in fact.parent.iterdir()] == ["deepspeech.fact"]
     again = _ensure(tmp_path, _layers(wheels, "alpha"), receipt=receipt)
-    assert not again["changed"] and not again["receipt_changed"]
-    assert not _ensure(tmp_path, _layers(wheels, "alpha"), check=True, receipt=receipt)["changed"]
+    assert not again["changed"] and not again["receipt_changed"] and again["receipt"] == receipt
+    held = _ensure(tmp_path, _layers(wheels, "alpha"), check=True, receipt=receipt)
+    assert not held["changed"] and held["receipt"] == receipt, "check mode: the Pi holds it already"
+    assert "receipt" not in _ensure(tmp_path, _layers(wheels, "alpha"))
     with pytest.raises(penv.EnvError):
         _ensure(tmp_path, _layers(wheels, "alpha", "gamma"), receipt={"path": str(fact), "content": '{"flavour": "gamma"}\n'})
     assert fact.read_text() == '{"flavour": "tflite"}\n', "a failed build leaves the receipt naming the live virtualenv"

@@ -202,6 +202,132 @@ def test_a_broken_profile_is_refused_before_its_directory_is_touched(tmp_path: P
     assert os.stat(str(path.parent)).st_mode & 0o7777 == 0o700 and path.read_text(encoding="utf-8") == "{broken"
 
 
+# --- seed: files written into the profile's directory only when missing -------------------------------
+
+SENTENCES = "[Test]\ndas ist ein test\n\n[Uhrzeit]\nwie spät ist es\n"
+
+
+def _seed(content: str = SENTENCES, **extra: Any) -> Dict[str, Any]:
+    return dict({"name": "sentences.ini", "content": content, "owner": "", "group": "", "mode": "0644"}, **extra)
+
+
+def _account() -> Dict[str, Any]:
+    """An owner and a group other than this process's when it may give them (root), else its own."""
+    if os.geteuid() == 0:
+        import grp
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        return {"owner": "nobody", "group": grp.getgrgid(nobody.pw_gid).gr_name, "uid": nobody.pw_uid, "gid": nobody.pw_gid}
+    return {"owner": str(os.geteuid()), "group": str(os.getegid()), "uid": os.geteuid(), "gid": os.getegid()}
+
+
+def test_a_missing_seed_is_written_with_its_owner_group_and_mode_and_then_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "de" / "profile.json"
+    who = _account()
+    seed = [_seed(owner=who["owner"], group=who["group"], mode="0640")]
+    first = profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True, seed=seed)
+    ini = path.parent / "sentences.ini"
+    assert first["changed"] and first["seeded"] == [str(ini)]
+    assert ini.read_bytes() == SENTENCES.encode("utf-8")
+    st = ini.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (who["uid"], who["gid"], 0o640)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["profile.json", "sentences.ini"], "a temporary file was left"
+    assert first["seed_diff"] == [{"before": "", "after": SENTENCES, "before_header": str(ini), "after_header": str(ini)}]
+    again = profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True, seed=seed)
+    assert not again["changed"] and again["seeded"] == [] and again["seed_diff"] == []
+    assert not profile_module.run(str(path), {"mqtt": {"enabled": True}}, check=True, create_directory=True, seed=seed)["changed"]
+
+
+def test_the_seed_alone_is_a_change_and_the_settings_are_not(tmp_path: Path) -> None:
+    path = tmp_path / "profile.json"
+    profile_module.run(str(path), {"mqtt": {"enabled": True}})
+    result = profile_module.run(str(path), {"mqtt": {"enabled": True}}, seed=[_seed()])
+    assert result["changed"] and not result["settings_changed"] and result["seeded"] == [str(tmp_path / "sentences.ini")]
+    assert (tmp_path / "sentences.ini").stat().st_mode & 0o7777 == 0o644
+
+
+@pytest.mark.parametrize("there", ["[Eigene]\nmach das licht aus\n", "", SENTENCES])
+def test_a_seed_that_is_there_belongs_to_its_users_whatever_it_holds(tmp_path: Path, there: str) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text("{}", encoding="utf-8")
+    ini = tmp_path / "sentences.ini"
+    ini.write_text(there, encoding="utf-8")
+    os.chmod(str(ini), 0o600)  # not the seed's mode: left alone too
+    for check in (True, False):
+        result = profile_module.run(str(path), {}, check=check, seed=[_seed(mode="0644")])
+        assert not result["changed"] and result["seeded"] == [] and result["seed_diff"] == []
+    assert ini.read_text(encoding="utf-8") == there and ini.stat().st_mode & 0o7777 == 0o600
+
+
+def test_a_seed_behind_a_link_to_a_file_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text("{}", encoding="utf-8")
+    own = tmp_path / "mine.ini"
+    own.write_text("[Meins]\nhallo\n", encoding="utf-8")
+    (tmp_path / "sentences.ini").symlink_to(own)
+    assert profile_module.run(str(path), {}, seed=[_seed()])["seeded"] == []
+    assert os.readlink(str(tmp_path / "sentences.ini")) == str(own) and own.read_text(encoding="utf-8") == "[Meins]\nhallo\n"
+
+
+def test_check_mode_predicts_the_seed_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "profiles" / "de" / "profile.json"
+    result = profile_module.run(str(path), {"mqtt": {"enabled": True}}, check=True, create_directory=True, seed=[_seed()])
+    ini = str(path.parent / "sentences.ini")
+    assert result["changed"] and result["seeded"] == [ini] and not (tmp_path / "profiles").exists()
+    assert result["seed_diff"] == [{"before": "", "after": SENTENCES, "before_header": ini, "after_header": ini}]
+
+
+def test_a_file_that_appears_before_the_seed_is_written_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "profile.json"
+    [want] = profile_module.plan_seeds(str(path), [_seed()])
+    (tmp_path / "sentences.ini").write_text("[Gerade]\neben geschrieben\n", encoding="utf-8")  # a user, meanwhile
+    assert profile_module.write_seed(want) is False
+    assert (tmp_path / "sentences.ini").read_text(encoding="utf-8") == "[Gerade]\neben geschrieben\n"
+    assert sorted(os.listdir(str(tmp_path))) == ["sentences.ini"], "the temporary file was removed"
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("seed, message", [
+    ([_seed(name="../sentences.ini")], r"seed name '\.\./sentences\.ini' must be the name of a file in the profile's directory"),
+    ([_seed(name="")], r"seed name '' must be the name of a file"),
+    ([_seed(name="profile.json")], r"seed name 'profile\.json' must be .* not the profile itself"),
+    ([_seed(), _seed()], r"seed sentences\.ini is given twice"),
+    ([_seed(owner="no-such-account")], r"seed sentences\.ini: owner 'no-such-account' is no account on this host: create it first"),
+    ([_seed(group="no-such-group")], r"seed sentences\.ini: group 'no-such-group' is no group on this host"),
+    ([_seed(mode="rw-r--r--")], r"seed sentences\.ini: mode 'rw-r--r--' is not an octal mode such as \"0644\""),
+    ([_seed(mode="17777")], r"mode '17777' is not an octal mode"),
+])
+def test_a_bad_seed_is_refused_naming_it_before_anything_changes(tmp_path: Path, seed: Any, message: str) -> None:
+    path = tmp_path / "de" / "profile.json"
+    with pytest.raises(profile_module.ProfileError, match=message):
+        profile_module.run(str(path), {"mqtt": {"enabled": True}}, create_directory=True, seed=seed)
+    assert not path.parent.exists()
+
+
+@pytest.mark.bad_input
+def test_a_dangling_link_or_a_directory_in_the_seeds_place_is_refused_and_nothing_changes(tmp_path: Path) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text("{}", encoding="utf-8")
+    ini = tmp_path / "sentences.ini"
+    ini.symlink_to(tmp_path / "gone.ini")
+    with pytest.raises(profile_module.ProfileError, match=r"seed sentences\.ini: .*sentences\.ini is a link to nothing; remove it"):
+        profile_module.run(str(path), {"mqtt": {"enabled": True}}, seed=[_seed()])
+    assert path.read_text(encoding="utf-8") == "{}" and os.path.islink(str(ini))
+    ini.unlink()
+    ini.mkdir()
+    with pytest.raises(profile_module.ProfileError, match=r"exists but is not a regular file; move it away"):
+        profile_module.run(str(path), {"mqtt": {"enabled": True}}, seed=[_seed()])
+    assert path.read_text(encoding="utf-8") == "{}" and sorted(os.listdir(str(tmp_path))) == ["profile.json", "sentences.ini"]
+
+
+def test_a_broken_profile_seeds_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "profile.json"
+    path.write_text("{broken", encoding="utf-8")
+    with pytest.raises(profile_module.ProfileError, match="not valid JSON"):
+        profile_module.run(str(path), {"mqtt": {"enabled": True}}, seed=[_seed()])
+    assert sorted(os.listdir(str(tmp_path))) == ["profile.json"]
+
+
 # --- the role's tasks ---------------------------------------------------------------------------
 
 def _ansible_playbook() -> str:
@@ -244,7 +370,10 @@ def test_role_keeps_the_users_keys(tmp_path: Path) -> None:
     assert merged["mqtt"] == {"enabled": True, "host": "127.0.0.1", "port": 18830, "site_id": "kitchen", "publish_intents": True}
     backups = sorted(profile.parent.glob("profile.json.bak-*"))
     assert len(backups) == 1 and json.loads(backups[0].read_text(encoding="utf-8")) == USER_PROFILE
-    assert (profile.parent / "sentences.ini").is_file()
+    # The role's sentences.ini, seeded byte for byte (its last newline too), mode 0644, in the profile's one call.
+    seeded = profile.parent / "sentences.ini"
+    assert seeded.read_bytes() == (REPO / "roles" / "rhasspy_asr" / "files" / "sentences.ini").read_bytes()
+    assert seeded.stat().st_mode & 0o7777 == 0o644 and (seeded.stat().st_uid, seeded.stat().st_gid) == (os.geteuid(), os.getegid())
     assert "so that it reads the new settings" in result.stdout  # the handler asks for Rhasspy's restart
     # Again, and in check mode: nothing changes.
     assert _stats(_run_role(tmp_path, profile))["changed"] == 0
@@ -285,3 +414,20 @@ def test_role_stops_on_invalid_json_and_touches_nothing(tmp_path: Path) -> None:
     assert "Nothing was changed" in result.stdout
     assert profile.read_text(encoding="utf-8") == broken
     assert sorted(p.name for p in profile.parent.iterdir()) == ["profile.json"]  # no backup, no sentences.ini
+
+
+def test_role_seeds_sentences_ini_only_when_asked_and_check_mode_shows_it(tmp_path: Path) -> None:
+    profile = tmp_path / "profiles" / "de" / "profile.json"
+    predicted = _run_role(tmp_path, profile, check=True, diff=True)
+    assert predicted.returncode == 0, predicted.stdout[-3000:] + predicted.stderr
+    assert not (tmp_path / "profiles").exists(), "check mode wrote something"
+    report = json.JSONDecoder().raw_decode(predicted.stdout[predicted.stdout.index("{"):])[0]
+    [task] = [t for t in report["plays"][0]["tasks"]
+              if t["task"]["name"].startswith("rhasspy_asr : Merge the speech-to-text")]
+    result = task["hosts"]["localhost"]
+    assert result["changed"] and result["seeded"] == [str(profile.parent / "sentences.ini")]
+    assert any(d.get("after_header") == str(profile.parent / "sentences.ini") and "[Licht]" in d["after"] for d in result["diff"])
+    # rhasspy_asr_seed_sentences false: the profile alone, no sentences.ini.
+    done = _run_role(tmp_path, profile, extra={"rhasspy_asr_seed_sentences": False})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert sorted(p.name for p in profile.parent.iterdir()) == ["profile.json"]

@@ -199,3 +199,57 @@ def test_a_changed_drop_in_restarts_its_unit_and_is_not_verified_alone() -> None
 def test_a_drop_in_name_that_leaves_its_directory_is_refused(name: str) -> None:
     with pytest.raises(units.UnitsError, match="unit name"):
         units.check_request([{"name": name, "content": DROP_IN}], [], [])
+
+
+# --- the whole call (ensure): the receipt, written only once the units are in their wanted state ------------------
+
+def _shows(*blocks: Dict[str, str]) -> str:
+    return "\n\n".join("\n".join("{}={}".format(k, v) for k, v in block.items()) for block in blocks) + "\n"
+
+
+class FailingStart(Recorder):
+    """systemctl that cannot start a unit (the unit's process refuses its arguments, say)."""
+
+    def __call__(self, argv: Sequence[str]) -> "subprocess.CompletedProcess[str]":
+        done = super().__call__(argv)
+        if list(argv[:2]) == ["systemctl", "start"]:
+            return subprocess.CompletedProcess(list(argv), 1, "Job for demo.service failed.", None)
+        return done
+
+
+def test_the_receipt_is_reported_on_its_own_and_in_the_changes(tmp_path: Path) -> None:
+    fact = tmp_path / "facts.d" / "rhasspy_asr.fact"
+    receipt = {"path": str(fact), "content": '{"site_id": "kitchen"}\n'}
+    running = Recorder(_shows({"Id": "demo.service", "UnitFileState": "enabled", "ActiveState": "active", "LoadState": "loaded"}))
+    predicted = units.ensure([], ["demo.service"], [], [], str(tmp_path), receipt, check=True, run=running)
+    assert predicted["receipt_changed"] and predicted["changed"] and predicted["changes"] == {str(fact): ["receipt"]}
+    assert "receipt" not in predicted and not fact.parent.exists(), "check mode writes nothing, and the Pi does not hold it"
+    written = units.ensure([], ["demo.service"], [], [], str(tmp_path), receipt, run=running)
+    assert written["receipt_changed"] and written["changes"] == {str(fact): ["receipt"]} and written["receipt"] == receipt
+    assert fact.read_text() == '{"site_id": "kitchen"}\n' and fact.stat().st_mode & 0o7777 == 0o644
+    for check in (True, False):
+        again = units.ensure([], ["demo.service"], [], [], str(tmp_path), receipt, check=check, run=running)
+        assert (again["changed"], again["receipt_changed"], again["changes"], again["receipt"]) == (False, False, {}, receipt)
+    without = units.ensure([], ["demo.service"], [], [], str(tmp_path), run=running)
+    assert without["receipt_changed"] is False and "receipt" not in without
+
+
+def test_a_unit_change_alone_leaves_receipt_changed_false(tmp_path: Path) -> None:
+    fact = tmp_path / "rhasspy_asr.fact"
+    receipt = {"path": str(fact), "content": "{}\n"}
+    fact.write_text("{}\n")
+    fact.chmod(0o644)
+    stopped = Recorder(_shows({"Id": "demo.service", "UnitFileState": "enabled", "ActiveState": "inactive", "LoadState": "loaded"}))
+    result = units.ensure([], ["demo.service"], [], [], str(tmp_path), receipt, run=stopped)
+    assert result["changed"] and result["changes"] == {"demo.service": ["started"]} and result["receipt_changed"] is False
+    assert ["systemctl", "start", "--", "demo.service"] in stopped.calls and result["receipt"] == receipt
+
+
+@pytest.mark.bad_input
+def test_a_failed_start_leaves_the_receipt_as_it_was(tmp_path: Path) -> None:
+    fact = tmp_path / "rhasspy_asr.fact"
+    fact.write_text('{"site_id": "old"}\n')
+    failing = FailingStart(_shows({"Id": "demo.service", "UnitFileState": "enabled", "ActiveState": "failed", "LoadState": "loaded"}))
+    with pytest.raises(units.UnitsError, match=r"systemctl start -- demo.service failed: Job for demo.service failed"):
+        units.ensure([], ["demo.service"], [], [], str(tmp_path), {"path": str(fact), "content": '{"site_id": "new"}\n'}, run=failing)
+    assert fact.read_text() == '{"site_id": "old"}\n', "the receipt never names what does not run"

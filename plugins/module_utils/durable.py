@@ -11,6 +11,7 @@ beside it (``version_dir``). A model version's ``.verified`` marker is trusted o
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -170,10 +171,14 @@ def marker_holds(path: str, files: Dict[str, Dict[str, Any]]) -> Tuple[bool, str
 
 
 def replace_file(dest: str, fill: Callable[[BinaryIO], None], mode: int, uid: int = -1, gid: int = -1,
-                 check: Optional[Callable[[str], None]] = None, prefix: str = "") -> None:
+                 check: Optional[Callable[[str], None]] = None, prefix: str = "", exclusive: bool = False) -> None:
     """Write ``dest`` atomically and durably: ``fill`` writes the content into a temporary file beside it, which
     gets ``mode`` (and ``uid``/``gid`` unless -1) and is fsynced; ``check(temporary_path)`` may raise to refuse
-    it; then it is renamed over ``dest`` and the directory fsynced."""
+    it; then it is renamed over ``dest`` and the directory fsynced.
+
+    With ``exclusive`` ``dest`` is only made, never replaced (a seed that belongs to its users once it is there): the
+    temporary file is linked to ``dest`` instead, which raises FileExistsError (the temporary file removed, ``dest``
+    untouched) when anything, a dangling link too, is there by then."""
     directory = os.path.dirname(dest) or "."
     fd, temporary = tempfile.mkstemp(prefix=prefix or "." + os.path.basename(dest) + ".", dir=directory)
     try:
@@ -186,12 +191,36 @@ def replace_file(dest: str, fill: Callable[[BinaryIO], None], mode: int, uid: in
             os.fsync(handle.fileno())
         if check is not None:
             check(temporary)
-        os.replace(temporary, dest)
+        if exclusive:
+            _link_new(temporary, dest)
+        else:
+            os.replace(temporary, dest)
     except BaseException:
         if os.path.lexists(temporary):
             os.unlink(temporary)
         raise
     fsync_dir(directory)
+
+
+# What link() says on a filesystem that has no hard links.
+_NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK)
+
+
+def _link_new(temporary: str, dest: str) -> None:
+    """``temporary`` becomes ``dest`` only if nothing is there: linked (atomic, refused by the kernel when ``dest``
+    exists), then the temporary name removed. A filesystem without hard links gets a rename after a last look."""
+    try:
+        os.link(temporary, dest)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno not in _NO_LINKS:
+            raise
+        if os.path.lexists(dest):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dest) from None
+        os.replace(temporary, dest)
+        return
+    os.unlink(temporary)
 
 
 # The argument spec of a module's ``receipt`` option (its documentation: doc_fragments/receipt.py).
@@ -253,3 +282,17 @@ def write_receipt(path: str, content: str, check: bool = False) -> bool:
         os.makedirs(os.path.dirname(path) or ".", 0o755, exist_ok=True)
         replace_file(path, lambda out: out.write(data), 0o644, check=proven)
     return True
+
+
+def receipt_result(receipt: Optional[Dict[str, str]], check: bool = False) -> Dict[str, Any]:
+    """Write a module's ``receipt`` (write_receipt; call it once what the receipt describes is live) and say so in the
+    module's result: ``receipt_changed``, whether it was (in check mode, would be) written, and ``receipt``, its path and
+    content as the Pi holds them after the run. A later task may take that as read instead of asking the Pi again, so
+    it is left out when the Pi does not hold it: in check mode when it would be written, and without a receipt."""
+    if not receipt:
+        return {"receipt_changed": False}
+    changed = write_receipt(receipt["path"], receipt["content"], check)
+    out: Dict[str, Any] = {"receipt_changed": changed}
+    if not (check and changed):
+        out["receipt"] = {"path": receipt["path"], "content": receipt["content"]}
+    return out

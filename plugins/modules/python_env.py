@@ -30,7 +30,7 @@ import subprocess
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import RECEIPT_SPEC, write_receipt
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import RECEIPT_SPEC, receipt_result
 
 DOCUMENTATION = r"""
 ---
@@ -131,6 +131,12 @@ receipt_changed:
   description: Whether the receipt was (or, in check mode, would be) written.
   type: bool
   returned: always
+receipt:
+  description:
+    - The receipt's C(path) and C(content) as the Pi holds them after the run (a later task may take them as read, such
+      as the local fact it is, instead of asking the Pi again).
+  type: dict
+  returned: with O(receipt), except in check mode when it would be written
 """
 
 MARKER = "voice-venv.json"
@@ -380,9 +386,8 @@ def ensure(link: str, store: str, python: str, system_site_packages: bool, layer
         result["previous"] = switch(link, venv, store)
         result["venv"] = venv
         result["removed"] = prune(store, venv, keep_previous)
-    if receipt:  # the inputs' virtualenv is live now (in check mode: would be, once built)
-        result["receipt_changed"] = write_receipt(receipt["path"], receipt["content"], check)
-        result["changed"] = result["changed"] or result["receipt_changed"]
+    result.update(receipt_result(receipt, check))  # the inputs' virtualenv is live now (in check mode: would be, once built)
+    result["changed"] = result["changed"] or result["receipt_changed"]
     return result
 
 

@@ -8,12 +8,16 @@ Ansible module ``rhasspy_profile``.
 from __future__ import annotations
 
 import copy
+import grp
 import json
 import os
 import pwd
+import stat
 import tempfile
 import time
 from typing import Any, Dict, List, Optional, Tuple
+
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file
 
 DOCUMENTATION = r"""
 ---
@@ -25,6 +29,8 @@ description:
     atomically only when the merged profile differs, after a backup of the previous file.
   - A profile that is not valid JSON, is not a JSON object, or holds a non-object where I(settings)
     needs an object fails the task and changes nothing.
+  - The files of O(seed) are written into the profile's directory in the same call, each only when it is missing.
+  - Supports check mode and diff mode.
 options:
   path:
     description: The profile.json.
@@ -65,6 +71,38 @@ options:
         directory's owner alone and makes a new one root's.
     type: str
     default: ""
+  seed:
+    description:
+      - Files written into the profile's directory only when there is none of that name (such as the C(sentences.ini)
+        Rhasspy is trained on). Once there, a file belongs to the profile's users and is never written again, not when
+        it differs from C(content) nor when it is empty; its owner and mode are left alone too.
+      - Each is written atomically (a temporary file beside it, fsynced, then linked into place), only after the profile
+        proved mergeable. A path there that is a link to nothing or not a regular file is refused before anything changes.
+      - In check mode and diff mode the files that would be seeded are reported (RV(seeded)) and shown.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The file's name in the profile's directory (a plain name, no C(/); not the profile itself).
+        type: str
+        required: true
+      content:
+        description: Its content (text, written as UTF-8), such as a lookup of a file of the role.
+        type: str
+        required: true
+      owner:
+        description: Its owner (a name or a number); empty for the module's user (root).
+        type: str
+        default: ""
+      group:
+        description: Its group (a name or a number); empty for the module's user's group.
+        type: str
+        default: ""
+      mode:
+        description: Its mode, an octal string such as C("0644").
+        type: raw
+        default: "0644"
 author: voice appliance team
 """
 
@@ -84,6 +122,11 @@ settings_changed:
 directory_changes:
   description: What was done to the profile's directory (created, mode, owner), with create_directory.
   type: list
+  returned: always
+seeded:
+  description: The files of O(seed) that were (in check mode, would be) written because they were missing.
+  type: list
+  elements: str
   returned: always
 """
 
@@ -283,12 +326,88 @@ def ensure_directory(directory: str, owner: str, check: bool) -> List[str]:
     return what
 
 
+def _seed_mode(value: Any, name: str) -> int:
+    try:
+        mode = int(value, 8) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        mode = -1
+    if isinstance(value, bool) or not 0 <= mode <= 0o7777:
+        raise ProfileError("seed %s: mode %r is not an octal mode such as \"0644\"; give it as a quoted string." % (name, value))
+    return mode
+
+
+def _account(value: Any, name: str, kind: str) -> int:
+    """The number of the seed's owner or group (-1 when not given)."""
+    text = str(value or "")
+    if not text:
+        return -1
+    if text.isdigit():
+        return int(text)
+    try:
+        return pwd.getpwnam(text).pw_uid if kind == "owner" else grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise ProfileError("seed %s: %s %r is no %s on this host: create it first, or give \"\" for root's." % (
+            name, kind, text, "account" if kind == "owner" else "group")) from None
+
+
+def plan_seeds(path: str, seeds: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The seeds whose file is missing in the profile's directory, each with its path, content, uid, gid and mode
+    (nothing is changed). A file that is there belongs to its users, whatever it holds. Refused: a name that is no
+    plain file name or given twice, an unknown account, a bad mode, a link to nothing or a non-file in the way."""
+    directory = os.path.dirname(os.path.abspath(path))
+    wanted: List[Dict[str, Any]] = []
+    names: List[str] = []
+    for entry in seeds:
+        name = str(entry.get("name") or "")
+        if not name or "/" in name or name in (".", "..") or name == os.path.basename(path):
+            raise ProfileError("seed name %r must be the name of a file in the profile's directory %s (not empty, no '/', "
+                               "not the profile itself), such as sentences.ini." % (name, directory))
+        if name in names:
+            raise ProfileError("seed %s is given twice: give each file once." % name)
+        names.append(name)
+        if not isinstance(entry.get("content"), str):
+            raise ProfileError("seed %s: content must be text, got %s; give the file's text (a lookup of it)."
+                               % (name, type(entry.get("content")).__name__))
+        dest = os.path.join(directory, name)
+        want = {"path": dest, "content": entry["content"].encode("utf-8"), "mode": _seed_mode(entry.get("mode", "0644"), name),
+                "uid": _account(entry.get("owner"), name, "owner"), "gid": _account(entry.get("group"), name, "group")}
+        try:
+            st = os.stat(dest)
+        except FileNotFoundError:
+            if os.path.islink(dest):
+                raise ProfileError("seed %s: %s is a link to nothing; remove it (a new one is seeded) or point it at "
+                                   "the file. Nothing was changed." % (name, dest)) from None
+            wanted.append(want)
+            continue
+        except NotADirectoryError:
+            raise ProfileError("seed %s: the profile's directory %s is not a directory; move it away, or set the "
+                               "profile path to the profile Rhasspy uses." % (name, directory)) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise ProfileError("seed %s: %s exists but is not a regular file; move it away (a new one is seeded). "
+                               "Nothing was changed." % (name, dest))
+    return wanted
+
+
+def write_seed(want: Dict[str, Any]) -> bool:
+    """Write a seed atomically, only if its file is still missing: whether it was written (False: a file appeared
+    meanwhile, and it is left alone)."""
+    try:
+        replace_file(want["path"], lambda out: out.write(want["content"]), want["mode"], want["uid"], want["gid"],
+                     prefix=".seed-", exclusive=True)
+    except FileExistsError:
+        return False
+    return True
+
+
 def run(path: str, settings: Dict[str, Any], backup: bool = True, mode: int = 0o644,
         check: bool = False, mqtt_password_file: Optional[str] = None, keep_backups: int = 3,
-        create_directory: bool = False, directory_owner: str = "") -> Dict[str, Any]:
-    """Merge ``settings`` into the profile at ``path``; the result as the module returns it."""
+        create_directory: bool = False, directory_owner: str = "",
+        seed: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """Merge ``settings`` into the profile at ``path`` and write the missing files of ``seed`` beside it; the result
+    as the module returns it."""
     directory = os.path.dirname(os.path.abspath(path))
     directory_changes = ensure_directory(directory, directory_owner, True) if create_directory else []  # planned
+    seeds = plan_seeds(path, seed or [])
     if mqtt_password_file:
         settings = copy.deepcopy(settings)
         settings.setdefault("mqtt", {})["password"] = read_password_file(mqtt_password_file)
@@ -320,6 +439,14 @@ def run(path: str, settings: Dict[str, Any], backup: bool = True, mode: int = 0o
         backup_file = write_profile(path, text, backup, mode, previous, private)
         if backup_file:
             result["backup_file"] = backup_file
+    # (The directory exists now: the profile is in it, or was just written there.)
+    result["seeded"], result["seed_diff"] = [], []
+    for want in seeds:
+        if check or write_seed(want):
+            result["seeded"].append(want["path"])
+            result["seed_diff"].append({"before": "", "after": want["content"].decode("utf-8"),
+                                        "before_header": want["path"], "after_header": want["path"]})
+    result["changed"] = result["changed"] or bool(result["seeded"])
     pruned = protect_backups(path, keep_backups, check)
     if pruned:
         result["changed"] = True
@@ -336,10 +463,16 @@ def main() -> None:
             "settings": {"type": "dict", "required": True},
             "backup": {"type": "bool", "default": True},
             "mode": {"type": "raw", "default": "0644"},
-            "mqtt_password_file": {"type": "path"},
+            "mqtt_password_file": {"type": "path", "no_log": False},  # a path (the password stays on the Pi)
             "keep_backups": {"type": "int", "default": 3},
             "create_directory": {"type": "bool", "default": False},
             "directory_owner": {"type": "str", "default": ""},
+            "seed": {"type": "list", "elements": "dict", "default": [], "options": {
+                "name": {"type": "str", "required": True},
+                "content": {"type": "str", "required": True},
+                "owner": {"type": "str", "default": ""},
+                "group": {"type": "str", "default": ""},
+                "mode": {"type": "raw", "default": "0644"}}},
         },
         supports_check_mode=True,
     )
@@ -348,11 +481,14 @@ def main() -> None:
     try:
         result = run(module.params["path"], module.params["settings"], module.params["backup"], mode,
                      module.check_mode, module.params["mqtt_password_file"], module.params["keep_backups"],
-                     module.params["create_directory"], module.params["directory_owner"])
+                     module.params["create_directory"], module.params["directory_owner"], module.params["seed"])
     except ProfileError as exc:
         module.fail_json(msg=str(exc), changed=False)
-    if not module._diff:
-        result.pop("diff")
+    except OSError as exc:
+        module.fail_json(msg="Rhasspy profile %s: %s" % (module.params["path"], exc))
+    diffs = [result.pop("diff")] + result.pop("seed_diff")
+    if module._diff:
+        result["diff"] = diffs[0] if len(diffs) == 1 else diffs
     module.exit_json(**result)
 
 

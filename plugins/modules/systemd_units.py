@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import RECEIPT_SPEC, replace_file, write_receipt
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import RECEIPT_SPEC, receipt_result, replace_file
 
 DOCUMENTATION = r"""
 ---
@@ -97,6 +97,16 @@ files_changed:
   description: The unit files that were (or in check mode would be) written.
   type: list
   returned: always
+receipt_changed:
+  description: Whether the receipt was (or, in check mode, would be) written (it is in RV(changes) too, under its path).
+  type: bool
+  returned: always
+receipt:
+  description:
+    - The receipt's C(path) and C(content) as the Pi holds them after the run (a later task may take them as read, such
+      as the local fact it is, instead of asking the Pi again).
+  type: dict
+  returned: with O(receipt), except in check mode when it would be written
 """
 
 UNIT_NAME = re.compile(r"^[A-Za-z0-9:_.\\@-]+\.(service|socket|path|timer|target|mount|automount|slice|scope)$")
@@ -274,6 +284,34 @@ def act(changes: Dict[str, List[str]], files_changed: List[str], run: Runner = _
             systemctl(verb, "--", *names)
 
 
+def ensure(units: List[Dict[str, Any]], started: List[str], restarted: List[str], stopped: List[str], directory: str,
+           receipt: Optional[Dict[str, str]] = None, check: bool = False, run: Runner = _run) -> Dict[str, Any]:
+    """The whole call: the unit files verified and written, systemd reloaded, the units enabled, started, restarted
+    or stopped, then the receipt written (only once all that succeeded); the result as the module returns it, its
+    diff included."""
+    check_request(units, started, restarted, stopped)
+    before: Dict[str, str] = {}
+    files = file_changes(units, directory, before)
+    names = [entry["name"] for entry in units if entry["name"] in files]
+    verify(units, [name for name in names if "content" in files[name] or "created" in files[name]], run)
+    states = unit_states(list(dict.fromkeys(list(started) + list(restarted) + list(stopped))), run)
+    services = service_changes(started, restarted, names, states, stopped)
+    if not check:
+        for entry in units:
+            if entry["name"] in files:
+                write(directory, entry["name"], _content(entry))
+        act(services, names, run)
+    receipt_out = receipt_result(receipt, check)
+    if receipt and receipt_out["receipt_changed"]:
+        services.setdefault(receipt["path"], []).append("receipt")
+    changes: Dict[str, List[str]] = {name: list(files.get(name, [])) + services.get(name, [])
+                                     for name in list(files) + [n for n in services if n not in files]}
+    wanted = {entry["name"]: _content(entry) for entry in units}
+    return dict(receipt_out, changed=bool(changes), changes=changes, files_changed=names,
+                diff=[{"before_header": os.path.join(directory, name), "after_header": os.path.join(directory, name),
+                       "before": before[name], "after": wanted[name]} for name in names])
+
+
 def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
     from ansible.module_utils.basic import AnsibleModule
 
@@ -286,32 +324,13 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
                        "receipt": RECEIPT_SPEC},
         supports_check_mode=True)
     params = module.params
-    units, directory = params["units"], params["directory"]
     try:
-        check_request(units, params["started"], params["restarted"], params["stopped"])
-        before: Dict[str, str] = {}
-        files = file_changes(units, directory, before)
-        names = [entry["name"] for entry in units if entry["name"] in files]
-        verify(units, [name for name in names if "content" in files[name] or "created" in files[name]])
-        states = unit_states(list(dict.fromkeys(list(params["started"]) + list(params["restarted"]) + list(params["stopped"]))))
-        services = service_changes(params["started"], params["restarted"], names, states, params["stopped"])
-        if not module.check_mode:
-            for entry in units:
-                if entry["name"] in files:
-                    write(directory, entry["name"], _content(entry))
-            act(services, names)
-        receipt = params["receipt"]
-        if receipt and write_receipt(receipt["path"], receipt["content"], module.check_mode):
-            services.setdefault(receipt["path"], []).append("receipt")
+        out = ensure(params["units"], params["started"], params["restarted"], params["stopped"], params["directory"],
+                     params["receipt"], module.check_mode)
     except (UnitsError, OSError) as error:
         module.fail_json(msg=str(error))
-    changes: Dict[str, List[str]] = {name: list(files.get(name, [])) + services.get(name, [])
-                                     for name in list(files) + [n for n in services if n not in files]}
-    out: Dict[str, Any] = {"changed": bool(changes), "changes": changes, "files_changed": names}
-    if module._diff and names:
-        wanted = {entry["name"]: _content(entry) for entry in units}
-        out["diff"] = [{"before_header": os.path.join(directory, name), "after_header": os.path.join(directory, name),
-                        "before": before[name], "after": wanted[name]} for name in names]
+    if not (module._diff and out["diff"]):
+        out.pop("diff")
     module.exit_json(**out)
 
 
