@@ -5,10 +5,13 @@ its `.verified` marker, the live scorer's sha256 and mtime; a missing or torn ma
 reported, not raised). Also the filter voice_verify_checks that builds the checks."""
 from __future__ import annotations
 
+import grp
 import hashlib
 import inspect
 import json
 import os
+import pwd
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -188,3 +191,158 @@ def test_the_module_runs_through_ansible_in_check_mode_too_and_never_shows_the_p
         assert secret not in proc.stdout + proc.stderr
         assert "das ist ein test" in proc.stdout and '"stdout": "{}\\n"'.format(len(secret)) in proc.stdout
         assert "german-0.7.4-0123abcd" in proc.stdout and "changed=0" in proc.stdout
+
+
+# The test WAV rides on the health check: the module puts its directory and the WAV in place (module_utils/paths.py,
+# paths_state's code) and checks only once the WAV is there; the action plugin (paths_state's, subclassed) sends the
+# WAV only when the Pi lacks it, then runs the module again, which checks.
+
+def _wav_params(root: Path, wav: bytes, log: Path, staged: Any = None) -> Dict[str, Any]:
+    dest = root / "verify" / "t.wav"
+    code = ("import hashlib, sys; open({!r}, 'a').write('ran\\n'); "
+            "print(hashlib.sha256(open({!r}, 'rb').read()).hexdigest())").format(str(log), str(dest))
+    return {"directories": [{"path": str(root / "verify"), "mode": "0755"}],
+            "files": [{"sha256": hashlib.sha256(wav).hexdigest(), "size": len(wav), "dest": str(dest), "mode": "0644"}],
+            "staged": staged or {}, "checks": [{"path": "cli", "argv": _py(code)}], "model_dir": str(root / "models" / "current"),
+            "scorer": ""}
+
+
+def test_the_module_puts_the_wav_in_place_first_and_checks_only_once_it_is_there(tmp_path: Path) -> None:
+    _models(tmp_path)
+    wav, log = b"RIFF" + os.urandom(2000), tmp_path / "log"
+    first = health.run(_wav_params(tmp_path, wav, log), check=False, want_diff=False, sha256=_sha256)
+    dest = tmp_path / "verify" / "t.wav"
+    assert first["transfer"] == [str(dest)] and first["changed"] is True
+    assert first["changes"] == {str(tmp_path / "verify"): ["created"], str(dest): ["created"]}
+    assert first["checks"] == {} and "not on the Pi yet" in first["checks_skipped"] and str(dest) in first["checks_skipped"]
+    assert not log.exists() and "model_id" not in first, "no check and no reading before the WAV is there"
+    assert (tmp_path / "verify").is_dir() and not dest.exists()
+    staged = tmp_path / "source-0"
+    staged.write_bytes(wav)
+    second = health.run(_wav_params(tmp_path, wav, log, {str(dest): str(staged)}), check=False, want_diff=False, sha256=_sha256)
+    assert second["transfer"] == [] and second["changes"] == {str(dest): ["created"]} and "checks_skipped" not in second
+    assert dest.read_bytes() == wav and stat.S_IMODE(dest.stat().st_mode) == 0o644
+    assert second["checks"]["cli"]["stdout"].strip() == hashlib.sha256(wav).hexdigest() and log.read_text() == "ran\n"
+    assert second["model_id"] == "german-0.7.4-0123abcd"
+    again = health.run(_wav_params(tmp_path, wav, log), check=False, want_diff=False, sha256=_sha256)
+    assert again["changed"] is False and again["changes"] == {} and again["transfer"] == [] and log.read_text() == "ran\n" * 2
+
+
+def test_check_mode_runs_the_checks_only_when_the_wav_is_in_place(tmp_path: Path) -> None:
+    _models(tmp_path)
+    wav, log = b"RIFF" + os.urandom(2000), tmp_path / "log"
+    fresh = health.run(_wav_params(tmp_path, wav, log), check=True, want_diff=True, sha256=_sha256)
+    assert fresh["changed"] is True and fresh["checks"] == {} and fresh["checks_skipped"].startswith("check mode: ")
+    assert not log.exists() and not (tmp_path / "verify").exists(), "check mode changes nothing and runs nothing"
+    assert fresh["model_id"] == "german-0.7.4-0123abcd", "what the Pi decodes with is still read"
+    assert "sha256 {}".format(hashlib.sha256(wav).hexdigest()[:12]) in fresh["diff"]["after"]
+    (tmp_path / "verify").mkdir()
+    (tmp_path / "verify" / "t.wav").write_bytes(wav)
+    os.chmod(str(tmp_path / "verify" / "t.wav"), 0o600)
+    there = health.run(_wav_params(tmp_path, wav, log), check=True, want_diff=False, sha256=_sha256)
+    assert there["changes"] == {str(tmp_path / "verify" / "t.wav"): ["mode"]} and "checks_skipped" not in there
+    assert there["checks"]["cli"]["rc"] == 0 and log.read_text() == "ran\n", "a wrong mode alone: the WAV is there, checked"
+    assert stat.S_IMODE((tmp_path / "verify" / "t.wav").stat().st_mode) == 0o600
+
+
+@pytest.mark.bad_input
+def test_a_path_that_cannot_be_put_in_place_is_refused_before_any_check(tmp_path: Path) -> None:
+    _models(tmp_path)
+    (tmp_path / "verify").write_text("a file where the directory belongs")
+    log = tmp_path / "log"
+    with pytest.raises(health.PathsError, match="directory {}: it exists but is not a directory; move it away".format(tmp_path / "verify")):
+        health.run(_wav_params(tmp_path, b"RIFF", log), check=False, want_diff=False, sha256=_sha256)
+    assert not log.exists()
+
+
+WAV_PLAY = """
+- name: Run the health check with its WAV.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Copy the test WAV to the Pi unless it has it and transcribe it.
+      pivoice.voice_appliance.health_check:
+        directories:
+          - {path: "{{ root }}/verify", owner: "{{ me }}", group: "{{ my_group }}", mode: "0755"}
+        files:
+          - {src: "{{ wav }}", dest: "{{ root }}/verify/t.wav", owner: "{{ me }}", group: "{{ my_group }}", mode: "0644"}
+        checks:
+          - path: cli
+            argv: ["{{ py }}", "-c", "import hashlib; open('{{ log }}', 'a').write('ran\\\\n'); print(hashlib.sha256(open('{{ root }}/verify/t.wav', 'rb').read()).hexdigest())"]
+        model_dir: "{{ root }}/models/current"
+      register: health
+"""
+
+
+def _module_runs(runs: Path) -> int:
+    return runs.read_text().count("AnsiballZ_health_check") if runs.exists() else 0
+
+
+def _wav_play(tmp: Path, root: Path, wav: Path, check: bool = False) -> Dict[str, Any]:
+    """ansible-playbook against this machine; the interpreter is a wrapper that notes each module run."""
+    runs = tmp / "module-runs"
+    wrapper = tmp / "python"
+    wrapper.write_text("#!/bin/sh\necho \"$@\" >> {}\nexec {} \"$@\"\n".format(runs, PY))
+    os.chmod(str(wrapper), 0o755)
+    (tmp / "play.yml").write_text(WAV_PLAY)
+    (tmp / "hosts.ini").write_text("pi ansible_connection=local ansible_python_interpreter={}\n".format(wrapper))
+    (tmp / "ansible.cfg").write_text("[defaults]\n")
+    extra = {"root": str(root), "wav": str(wav), "py": PY, "log": str(tmp / "log"), "me": pwd.getpwuid(os.getuid()).pw_name,
+             "my_group": grp.getgrgid(os.getgid()).gr_name}
+    before = _module_runs(runs)
+    proc = subprocess.run([str(Path(PY).parent / "ansible-playbook"), "-i", str(tmp / "hosts.ini"), str(tmp / "play.yml"),
+                           "-e", json.dumps(extra)] + (["--check"] if check else []),
+                          env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(tmp / "ansible.cfg")),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    task = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["pi"]
+    return {"rc": proc.returncode, "task": task, "module_runs": _module_runs(runs) - before,
+            "checks_run": (tmp / "log").read_text().count("ran") if (tmp / "log").exists() else 0}
+
+
+def test_the_action_plugin_sends_the_wav_only_when_the_pi_lacks_it_and_the_checks_see_it(tmp_path: Path) -> None:
+    root, wav = tmp_path / "pi", tmp_path / "das_ist_ein_test.wav"
+    _models(root)
+    wav.write_bytes(b"RIFF" + os.urandom(50000))
+    dest = root / "verify" / "t.wav"
+
+    checked = _wav_play(tmp_path, root, wav, check=True)
+    assert checked["rc"] == 0 and checked["task"]["changed"] and checked["module_runs"] == 1, checked["task"].get("msg")
+    assert not (root / "verify").exists() and checked["checks_run"] == 0 and checked["task"]["checks"] == {}
+    assert checked["task"]["checks_skipped"].startswith("check mode: ")
+
+    cold = _wav_play(tmp_path, root, wav)
+    assert cold["rc"] == 0, cold["task"].get("msg")
+    assert cold["module_runs"] == 2 and cold["checks_run"] == 1, "the first run puts the directory in place, the second checks"
+    assert cold["task"]["changed"] and cold["task"]["transfer"] == [] and "checks_skipped" not in cold["task"]
+    assert cold["task"]["changes"] == {str(root / "verify"): ["created"], str(dest): ["created"]}
+    assert dest.read_bytes() == wav.read_bytes() and stat.S_IMODE(dest.stat().st_mode) == 0o644
+    assert stat.S_IMODE((root / "verify").stat().st_mode) == 0o755
+    assert (dest.stat().st_uid, dest.stat().st_gid) == (os.getuid(), os.getgid())
+    assert cold["task"]["checks"]["cli"]["stdout"].strip() == _sha256(str(wav)) and cold["task"]["model_id"] == "german-0.7.4-0123abcd"
+
+    inode = dest.stat().st_ino
+    warm = _wav_play(tmp_path, root, wav)
+    assert warm["rc"] == 0 and not warm["task"]["changed"] and warm["task"]["changes"] == {}
+    assert warm["module_runs"] == 1 and warm["checks_run"] == 2 and dest.stat().st_ino == inode, "one module run, nothing sent"
+    assert warm["task"]["checks"]["cli"]["stdout"].strip() == _sha256(str(wav))
+
+    again = _wav_play(tmp_path, root, wav, check=True)
+    assert again["rc"] == 0 and not again["task"]["changed"] and again["module_runs"] == 1 and again["checks_run"] == 3
+    assert again["task"]["checks"]["cli"]["rc"] == 0, "check mode checks a Pi that has the WAV"
+
+    wav.write_bytes(b"RIFF" + os.urandom(50000))
+    replaced = _wav_play(tmp_path, root, wav)
+    assert replaced["rc"] == 0 and replaced["task"]["changes"] == {str(dest): ["content"]} and replaced["module_runs"] == 2
+    assert dest.read_bytes() == wav.read_bytes() and replaced["task"]["checks"]["cli"]["stdout"].strip() == _sha256(str(wav))
+    assert replaced["checks_run"] == 4 and stat.S_IMODE(dest.stat().st_mode) == 0o644
+
+
+@pytest.mark.bad_input
+def test_a_wav_missing_on_the_controller_is_named_before_the_pi_changes(tmp_path: Path) -> None:
+    root = tmp_path / "pi"
+    _models(root)
+    missing = _wav_play(tmp_path, root, tmp_path / "no-such.wav")
+    assert missing["rc"] != 0 and missing["module_runs"] == 0 and missing["checks_run"] == 0
+    assert missing["task"]["msg"].startswith("health_check: file {}: its src {} is not on the controller".format(
+        root / "verify" / "t.wav", tmp_path / "no-such.wav"))
+    assert not (root / "verify").exists()

@@ -30,6 +30,8 @@ def _load(name: str, path: Path) -> Any:
 
 
 paths: Any = _load("paths_state_module_files", REPO / "plugins" / "modules" / "paths_state.py")
+# The module's work lives in module_utils/paths.py (shared with health_check): what counts its calls patches it there.
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils import paths as shared  # noqa: E402
 ME = pwd.getpwuid(os.getuid()).pw_name
 MY_GROUP = grp.getgrgid(os.getgid()).gr_name
 
@@ -229,12 +231,12 @@ def _counting(monkeypatch: pytest.MonkeyPatch) -> Dict[str, int]:
     """Counts the module's sums of files and its diff lines."""
     calls = {"sha256_file": 0, "_state": 0}
     for name in calls:
-        original = getattr(paths, name)
+        original = getattr(shared, name)
 
         def counted(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
             calls[_name] += 1
             return _original(*args, **kwargs)
-        monkeypatch.setattr(paths, name, counted)
+        monkeypatch.setattr(shared, name, counted)
     return calls
 
 

@@ -96,17 +96,31 @@ def masked(result: Dict[str, Any]) -> Dict[str, Any]:
 
 
 class ActionModule(ActionBase):
-    """Runs the module with the sums of the controller's files, then sends only what the Pi lacks."""
+    """Runs the module with the sums of the controller's files, then sends only what the Pi lacks.
 
+    A module that puts paths in place before its own work (health_check) reuses it as a subclass: its MODULE, its
+    NAME (the refusals' first word), its _VALID_ARGS, and the second run's arguments and the merge of the two results.
+    """
+
+    MODULE = MODULE
+    NAME = "paths_state"
     TRANSFERS_FILES = False  # a temporary directory on the Pi only when something is sent (no round trip otherwise)
     _VALID_ARGS = frozenset(("directories", "files", "absent"))
+
+    def _second_args(self, args: Dict[str, Any], wire: List[Dict[str, Any]], staged: Dict[str, str]) -> Dict[str, Any]:
+        """The second run's arguments: the sent files alone, with where they were staged."""
+        del args
+        return {"files": [entry for entry in wire if entry.get("dest") in staged], "staged": staged}
+
+    def _merge(self, first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
+        return merge(first, second)
 
     def _wire(self, files: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Dict[str, str]]:
         wire: List[Dict[str, Any]] = []
         sources: Dict[str, str] = {}
         for entry in files:
             if not isinstance(entry, dict):
-                raise AnsibleError("paths_state: each entry of files must be a dict with dest, got {!r}".format(entry))
+                raise AnsibleError(self.NAME + ": each entry of files must be a dict with dest, got {!r}".format(entry))
             entry = dict(entry)
             if entry.get("force") is None:
                 entry.pop("force", None)  # not given (true)
@@ -114,16 +128,16 @@ class ActionModule(ActionBase):
                 try:
                     entry["force"] = boolean(entry["force"], strict=True)
                 except TypeError:
-                    raise AnsibleError("paths_state: file {}: force {!r} is not a boolean (true or false)".format(
+                    raise AnsibleError(self.NAME + ": file {}: force {!r} is not a boolean (true or false)".format(
                         entry.get("dest"), entry["force"])) from None
             src, expected, sum_file, fix = (entry.pop(key, None) for key in ("src", "sha256", "sha256_file", "fix"))
             if src is None:
                 if expected is not None or sum_file is not None or fix is not None:
-                    raise AnsibleError("paths_state: file {}: sha256, sha256_file and fix belong to a src (the sum the controller's "
+                    raise AnsibleError(self.NAME + ": file {}: sha256, sha256_file and fix belong to a src (the sum the controller's "
                                        "file must have or the file that holds it, what to do when it is missing or differs); give "
                                        "src or leave them out".format(entry.get("dest")))
             elif expected is not None and sum_file is not None:
-                raise AnsibleError("paths_state: file {}: give the sum its src {} must have as sha256 or as sha256_file ({}), "
+                raise AnsibleError(self.NAME + ": file {}: give the sum its src {} must have as sha256 or as sha256_file ({}), "
                                    "not both".format(entry.get("dest"), src, sum_file))
             else:
                 entry["sha256"], entry["size"], sources[str(entry.get("dest"))] = self._source(entry, str(src), expected, fix, sum_file)
@@ -135,7 +149,7 @@ class ActionModule(ActionBase):
         the sum ``sum_file`` holds)."""
         dest = entry.get("dest")
         if entry.get("content") is not None:
-            raise AnsibleError("paths_state: file {}: give src or content, not both".format(dest))
+            raise AnsibleError(self.NAME + ": file {}: give src or content, not both".format(dest))
         fix = str(fix).strip() if fix is not None else ""
         path = self._controller_file(dest, "its src {}".format(src), src, fix)
         origin = ""
@@ -146,14 +160,14 @@ class ActionModule(ActionBase):
             try:
                 expected, origin = recorded_sum(sums, path), " (recorded in {})".format(sums)
             except SumFileError as error:
-                raise AnsibleError("paths_state: file {}: {}; nothing was changed on the Pi. {}".format(dest, error, record)) from None
+                raise AnsibleError(self.NAME + ": file {}: {}; nothing was changed on the Pi. {}".format(dest, error, record)) from None
         expected = None if expected is None else str(expected).strip().lower()
         if expected is not None and not is_sha256(expected):
-            raise AnsibleError("paths_state: file {}: the sha256 expected of its src {} is {!r}, not a sha256 sum (64 hexadecimal "
+            raise AnsibleError(self.NAME + ": file {}: the sha256 expected of its src {} is {!r}, not a sha256 sum (64 hexadecimal "
                                "digits); nothing was changed on the Pi{}".format(dest, path, expected, ". " + fix if fix else ""))
         actual, size = measure(path)
         if expected is not None and actual != expected:
-            raise AnsibleError("paths_state: file {}: its src {} has sha256 {}, not the expected {}{}: it is damaged or not the file "
+            raise AnsibleError(self.NAME + ": file {}: its src {} has sha256 {}, not the expected {}{}: it is damaged or not the file "
                                "that was meant, and nothing was changed on the Pi. {}".format(
                                    dest, path, actual, expected, origin, fix or "Put the right file there (or correct the "
                                                                                 "expected sum if this is the file you want) and run again."))
@@ -164,7 +178,7 @@ class ActionModule(ActionBase):
         try:
             return str(self._find_needle("files", name))
         except AnsibleError as error:  # (its first line: the rest is copy's remote_src hint)
-            raise AnsibleError("paths_state: file {}: {} is not on the controller ({}){}".format(
+            raise AnsibleError(self.NAME + ": file {}: {} is not on the controller ({}){}".format(
                 dest, what, (str(error).strip().splitlines() or [""])[0], ". " + fix if fix else "")) from None
 
     def run(self, tmp: Any = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -177,7 +191,7 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=str(error))
             return result
         args["files"] = wire
-        first = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+        first = self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars)
         transfer = [dest for dest in first.get("transfer") or [] if dest in sources]
         if first.get("failed") or not transfer or self._task.check_mode:
             result.update(masked(first))
@@ -193,11 +207,10 @@ class ActionModule(ActionBase):
                 self._transfer_file(sources[dest], remote)
                 staged[dest] = remote
             self._fixup_perms2([tmpdir] + list(staged.values()))
-            second = self._execute_module(
-                module_name=MODULE, task_vars=task_vars,
-                module_args={"files": [entry for entry in wire if entry.get("dest") in staged], "staged": staged})
+            second = self._execute_module(module_name=self.MODULE, task_vars=task_vars,
+                                          module_args=self._second_args(args, wire, staged))
         finally:
             if made_tmp:
                 self._remove_tmp_path(self._connection._shell.tmpdir)
-        result.update(masked(merge(first, second)))
+        result.update(masked(self._merge(first, second)))
         return result

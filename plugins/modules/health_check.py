@@ -12,6 +12,13 @@ Then, as the module installed_state did: the model version `current` points to, 
 names and the live scorer's sha256 and modification time (a missing or torn marker or scorer is reported, not an
 error). Verification ran four modules for this before (three ``command`` tasks and installed_state, 2-4 s each
 under qemu). The logic is plain stdlib (importable and testable without Ansible).
+
+Before all that, it puts in place the directories and files the checks need (the test WAV), as paths_state does and with
+its code (module_utils/paths.py) and its action plugin (action/health_check.py subclasses it): the controller sends
+each ``src`` by its sum, a file the Pi lacks is named in ``transfer`` and sent, then the module runs again with it
+``staged``. The checks run only once every file is in place: not on the run that names a file to send (the second
+run checks), and in check mode only when no file would be created or rewritten. A converged Pi costs one module run
+for the WAV and the checks together. Changes to the paths are reported as changed; the checks change nothing.
 """
 from __future__ import annotations
 
@@ -19,20 +26,52 @@ import json
 import os
 import subprocess
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ARGUMENT_SPEC as PATHS_SPEC
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import PathsError, ensure, in_place
 
 DOCUMENTATION = r"""
 ---
 module: health_check
-short_description: Transcribe the test WAV along each path and read what the Pi decodes with, in one call.
+short_description: Put the test WAV in place, transcribe it along each path and read what the Pi decodes with, in one call.
 description:
+  - First puts the directories of O(directories) and the files of O(files) in place, as
+    M(pivoice.voice_appliance.paths_state) does (its code and, on the controller, its action plugin). Their changes
+    are the task's changes (C(changed), C(changes)).
+  - The checks run only once every file is in place. A file from the controller that the Pi lacks is sent by the
+    action plugin, which runs the module again with it; only that second run checks. In check mode the checks are
+    skipped when a file would be created or rewritten (C(checks_skipped) says why), else they run.
   - Runs each check's command in turn (never two at once) and returns its exit code, standard output, standard
     error and wall time under the check's path name. A command that cannot be started, or that runs longer than its
     timeout (it is then killed), is reported with an exit code of 127 or -9 and a message on standard error.
   - Then reads where the model directory (normally the C(current) link) points, the C(.verified) marker in it, and
     the sha256 and modification time of the scorer.
-  - Changes nothing on the Pi; the checks also run in check mode.
+  - The checks and the reading change nothing on the Pi; they also run in check mode.
 options:
+  directories:
+    description:
+      - Directories to put in place first, each with C(path) (absolute), C(mode) (an octal string such as C("0755"))
+        and optionally C(owner) and C(group), as for M(pivoice.voice_appliance.paths_state).
+    type: list
+    elements: dict
+    default: []
+  files:
+    description:
+      - Files to put in place first, each with C(dest) (absolute), C(mode), optionally C(owner) and C(group), and its
+        content as C(src) (a file on the controller, found as ansible.builtin.copy finds it; sent only when the Pi lacks
+        it) or C(content), with the other keys M(pivoice.voice_appliance.paths_state) takes (C(sha256), C(sha256_file),
+        C(fix), C(force), C(validate)).
+      - The directory of each file must exist (list it in O(directories) of the same call).
+    type: list
+    elements: dict
+    default: []
+  staged:
+    description:
+      - Internal, set by the action plugin on its second call, never by a task. Per destination, the path on the Pi
+        of the content the action plugin copied there.
+    type: dict
+    default: {}
   checks:
     description: The checks, run in this order.
     type: list
@@ -68,8 +107,13 @@ author: voice appliance team
 """
 
 EXAMPLES = r"""
-- name: Transcribe the test WAV with the command line and read what the Pi decodes with.
+- name: Copy the test WAV to the Pi unless it has it, transcribe it with the command line and read what the Pi decodes with.
   pivoice.voice_appliance.health_check:
+    directories:
+      - {path: /var/lib/voice-appliance/verify, owner: root, group: root, mode: "0755"}
+    files:
+      - {src: /home/me/voice/das_ist_ein_test.wav, dest: /var/lib/voice-appliance/verify/das_ist_ein_test.wav,
+         owner: root, group: root, mode: "0644"}
     checks:
       - path: cli
         argv: [/opt/voice-appliance/venv/bin/deepspeech, --model, /var/lib/voice-appliance/models/current/output_graph.tflite,
@@ -79,22 +123,38 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-checks:
-  description: Per path, C(rc), C(stdout), C(stderr), C(seconds) (wall time) and C(cmd).
+changes:
+  description: Per changed path of O(directories) and O(files), what changed (as M(pivoice.voice_appliance.paths_state) says).
   type: dict
   returned: always
+files:
+  description: The destinations of O(files).
+  type: list
+  returned: always
+transfer:
+  description: The files the Pi lacks, which the action plugin sends (in the task's result empty, but in check mode).
+  type: list
+  returned: always
+checks:
+  description: Per path, C(rc), C(stdout), C(stderr), C(seconds) (wall time) and C(cmd); empty when the checks were skipped.
+  type: dict
+  returned: always
+checks_skipped:
+  description: Why the checks did not run (a file not yet in place).
+  type: str
+  returned: when the checks were skipped
 model_id:
   description: The name of the version directory (the link's target, or the directory's own name).
   type: str
-  returned: always
+  returned: when the checks ran, and in check mode
 model_sums:
   description: The marker's sums per file kind; empty when there is no readable marker (see C(model_sums_error)).
   type: dict
-  returned: always
+  returned: when the checks ran, and in check mode
 scorer:
   description: C(exists), C(sha256) and C(mtime) of the scorer.
   type: dict
-  returned: always
+  returned: when the checks ran, and in check mode
 """
 
 _TAIL = 20000  # characters of output kept per stream (a failing decoder can print a lot)
@@ -167,6 +227,28 @@ def health_check(checks: Sequence[Mapping[str, Any]], model_dir: str, scorer: st
     return result
 
 
+def run(params: Mapping[str, Any], check: bool, want_diff: bool, sha256: Callable[[str], str]) -> Dict[str, Any]:
+    """The module's whole work: the paths put in place (or, ``check``, predicted), then, once every file is in place,
+    the checks and what they decoded with. Without the checks (a file still to send) what the Pi decodes with is read
+    only in check mode: otherwise the action plugin's second run reads it. PathsError, OSError or ValueError for a
+    request that cannot be carried out."""
+    result = ensure(list(params.get("directories") or []), [], list(params.get("files") or []), dict(params.get("staged") or {}),
+                    check, want_diff)
+    if in_place(result, check):
+        result.update(health_check(params.get("checks") or [], params["model_dir"], params.get("scorer") or "", sha256),
+                      changed=result["changed"])
+        return result
+    waiting = result["transfer"] or sorted(path for path, what in result["changes"].items()
+                                           if path in result["files"] and {"created", "content"} & set(what))
+    result["checks"] = {}
+    result["checks_skipped"] = (
+        "check mode: {} would be created or rewritten first; the checks run once the files are in place".format(", ".join(waiting))
+        if check else "{} is not on the Pi yet: the action plugin sends it and runs the checks then".format(", ".join(waiting)))
+    if check:
+        result.update(read(params["model_dir"], params.get("scorer") or "", sha256))
+    return result
+
+
 ARGUMENT_SPEC: Dict[str, Any] = {
     "checks": {"type": "list", "elements": "dict", "default": [], "options": {
         "path": {"type": "str", "required": True},
@@ -176,6 +258,9 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     }},
     "model_dir": {"type": "path", "required": True},
     "scorer": {"type": "path", "default": ""},
+    "directories": PATHS_SPEC["directories"],
+    "files": PATHS_SPEC["files"],
+    "staged": PATHS_SPEC["staged"],
 }
 
 
@@ -183,11 +268,9 @@ def main() -> None:  # pragma: no cover - exercised through Ansible (tests/test_
     from ansible.module_utils.basic import AnsibleModule
 
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    params: Dict[str, Any] = module.params
-    checks: List[Mapping[str, Any]] = params["checks"]
     try:
-        module.exit_json(**health_check(checks, params["model_dir"], params["scorer"] or "", module.sha256))
-    except ValueError as error:
+        module.exit_json(**run(module.params, module.check_mode, module._diff, module.sha256))
+    except (PathsError, OSError, ValueError) as error:
         module.fail_json(msg=str(error))
 
 
