@@ -127,16 +127,14 @@ removed:
   type: list
   elements: str
   returned: always
+receipt:
+  description: O(receipt) as the Pi holds it after the run (C(path), C(content)); voice_verify takes the local fact from it.
+  type: dict
+  returned: with O(receipt), unless check mode would write it
 receipt_changed:
   description: Whether the receipt was (or, in check mode, would be) written.
   type: bool
   returned: always
-receipt:
-  description:
-    - The receipt's C(path) and C(content) as the Pi holds them after the run (a later task may take them as read, such
-      as the local fact it is, instead of asking the Pi again).
-  type: dict
-  returned: with O(receipt), except in check mode when it would be written
 """
 
 MARKER = "voice-venv.json"
