@@ -326,7 +326,8 @@ def test_one_plain_re_run_repairs_every_drift_and_reports_it(host: Any) -> None:
         "the deleted unit file": "Install the retrain service, the path unit that watches the sentences and slots, and the recheck.",
         "the removed current link": "Switch `current` to this version atomically if a verified copy of it is installed, "
                                     "and prune old versions.",
-        "the stopped ASR service": "Install and start the Hermes ASR service and the watcher that reloads it when its model or scorer changed.",
+        "the stopped ASR service": "Install and start the Hermes ASR service and the watcher that reloads it when its model or scorer "
+                                   "changed, and record its MQTT endpoint.",
         "the edited listener": "Write the local broker's ACL and listener, and remove earlier releases' files and those of the broker mode not in use.",
         "the removed venv package": "Build the ASR virtualenv from the copied wheels, prove it and switch to it.",
     }
