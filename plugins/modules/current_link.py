@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import time
 from typing import Any, Dict, List, Sequence
 
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.commands import run_command
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import (VersionError, read_link, set_link,
                                                                                    version_dir)
 
@@ -155,39 +153,6 @@ def proof_commands(directory: str, proof: Sequence[Sequence[Any]]) -> List[List[
     return commands
 
 
-def run_proof(argv: Sequence[str], cwd: str, timeout: float = PROOF_TIMEOUT) -> Dict[str, Any]:
-    """One proof command in a session of its own: its exit code, its wall time, its whole output (stdout and stderr
-    interleaved) and ``failure``, how it failed ("" when it exited 0). One that cannot start gets the exit code 127;
-    one that outlives ``timeout`` is killed with every process it started (lmplz under the smoke test's shell) and
-    gets -9."""
-    started = time.monotonic()
-    try:
-        process = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    except OSError as error:
-        return {"rc": 127, "seconds": round(time.monotonic() - started, 3), "failure": "could not start",
-                "output": "cannot run {}: {}".format(argv[0], error.strerror or error)}
-    try:
-        output, _ = process.communicate(timeout=timeout)
-        rc: int = process.returncode
-        failure = ("" if rc == 0 else "failed" if rc > 0 else
-                   "was killed by signal {}".format(-rc))  # the kernel's OOM killer, for one
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            output, _ = process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:  # a process that left the session still holds the output open
-            process.kill()
-            process.wait()
-            output = b""
-        rc, failure = -9, "was killed after its timeout of {:g} s".format(timeout)
-    return {"rc": rc, "seconds": round(time.monotonic() - started, 3), "failure": failure,
-            "output": output.decode("utf-8", "replace")}
-
-
 def prove(path: str, version: str, proof: Sequence[Sequence[Any]], timeout: float = PROOF_TIMEOUT,
           before: str = "") -> List[Dict[str, Any]]:
     """Every proof command in turn in the version's directory; the first that fails raises ProofError naming it,
@@ -195,8 +160,8 @@ def prove(path: str, version: str, proof: Sequence[Sequence[Any]], timeout: floa
     directory = os.path.join(path, version)
     results: List[Dict[str, Any]] = []
     for argv, command in zip(proof, proof_commands(directory, proof)):
-        done = run_proof(command, directory, timeout)
-        output = done["output"].strip()
+        done = run_command(command, timeout, cwd=directory, merge_output=True)
+        output = done["stdout"].strip()
         results.append({"argv": [str(arg) for arg in argv], "rc": done["rc"], "seconds": done["seconds"],
                         "output": output[-_RETURNED_TAIL:]})
         if done["failure"]:

@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import time
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.commands import run_command
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ARGUMENT_SPEC as PATHS_SPEC
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import PathsError, ensure, in_place
 
@@ -162,23 +161,11 @@ TIMEOUT = 600  # seconds a check may run when it names no timeout (the option's 
 
 
 def run_check(argv: Sequence[str], env: Optional[Mapping[str, str]] = None, timeout: float = TIMEOUT) -> Dict[str, Any]:
-    """One check: the command's exit code, its output (the last _TAIL characters of each stream) and its wall time."""
-    environment = dict(os.environ)
-    environment.update({str(key): str(value) for key, value in (env or {}).items()})
-    started = time.monotonic()
-    try:
-        done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              env=environment, timeout=timeout, check=False)
-        rc: int = done.returncode
-        stdout, stderr = done.stdout, done.stderr
-    except OSError as error:
-        rc, stdout = 127, b""
-        stderr = "cannot run {}: {}".format(argv[0] if argv else "(no command)", error.strerror or error).encode()
-    except subprocess.TimeoutExpired as expired:
-        rc, stdout = -9, expired.stdout or b""
-        stderr = (expired.stderr or b"") + "\n{} was killed after its timeout of {} s".format(argv[0], timeout).encode()
-    return {"cmd": list(argv), "rc": rc, "seconds": round(time.monotonic() - started, 3),
-            "stdout": stdout.decode("utf-8", "replace")[-_TAIL:], "stderr": stderr.decode("utf-8", "replace")[-_TAIL:]}
+    """One check: the command's exit code, its output (the last _TAIL characters of each stream) and its wall time.
+    One that cannot start gets 127; one that outlives its timeout is killed with what it started and gets -9."""
+    done = run_command(argv, timeout, env=env)
+    return {"cmd": list(argv), "rc": done["rc"], "seconds": done["seconds"],
+            "stdout": done["stdout"][-_TAIL:], "stderr": done["stderr"][-_TAIL:]}
 
 
 def run_checks(checks: Sequence[Mapping[str, Any]],
