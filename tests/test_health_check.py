@@ -275,14 +275,16 @@ WAV_PLAY = """
 
 
 def _module_runs(runs: Path) -> int:
-    return runs.read_text().count("AnsiballZ_health_check") if runs.exists() else 0
+    return runs.read_text().count("module run") if runs.exists() else 0
 
 
-def _wav_play(tmp: Path, root: Path, wav: Path, check: bool = False) -> Dict[str, Any]:
-    """ansible-playbook against this machine; the interpreter is a wrapper that notes each module run."""
+def _wav_play(tmp: Path, root: Path, wav: Path, check: bool = False, pipelining: bool = True) -> Dict[str, Any]:
+    """ansible-playbook against this machine; the interpreter is a wrapper that notes each start (each module run: the
+    play runs nothing else on the host). With pipelining (the project's setting) the module comes on stdin, without it
+    as a file: the count must not depend on which."""
     runs = tmp / "module-runs"
     wrapper = tmp / "python"
-    wrapper.write_text("#!/bin/sh\necho \"$@\" >> {}\nexec {} \"$@\"\n".format(runs, PY))
+    wrapper.write_text("#!/bin/sh\necho \"module run $*\" >> {}\nexec {} \"$@\"\n".format(runs, PY))
     os.chmod(str(wrapper), 0o755)
     (tmp / "play.yml").write_text(WAV_PLAY)
     (tmp / "hosts.ini").write_text("pi ansible_connection=local ansible_python_interpreter={}\n".format(wrapper))
@@ -292,25 +294,27 @@ def _wav_play(tmp: Path, root: Path, wav: Path, check: bool = False) -> Dict[str
     before = _module_runs(runs)
     proc = subprocess.run([str(Path(PY).parent / "ansible-playbook"), "-i", str(tmp / "hosts.ini"), str(tmp / "play.yml"),
                            "-e", json.dumps(extra)] + (["--check"] if check else []),
-                          env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(tmp / "ansible.cfg")),
+                          env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(tmp / "ansible.cfg"),
+                                   ANSIBLE_PIPELINING=str(int(pipelining))),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
     task = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["pi"]
     return {"rc": proc.returncode, "task": task, "module_runs": _module_runs(runs) - before,
             "checks_run": (tmp / "log").read_text().count("ran") if (tmp / "log").exists() else 0}
 
 
-def test_the_action_plugin_sends_the_wav_only_when_the_pi_lacks_it_and_the_checks_see_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_the_action_plugin_sends_the_wav_only_when_the_pi_lacks_it_and_the_checks_see_it(tmp_path: Path, pipelining: bool) -> None:
     root, wav = tmp_path / "pi", tmp_path / "das_ist_ein_test.wav"
     _models(root)
     wav.write_bytes(b"RIFF" + os.urandom(50000))
     dest = root / "verify" / "t.wav"
 
-    checked = _wav_play(tmp_path, root, wav, check=True)
+    checked = _wav_play(tmp_path, root, wav, check=True, pipelining=pipelining)
     assert checked["rc"] == 0 and checked["task"]["changed"] and checked["module_runs"] == 1, checked["task"].get("msg")
     assert not (root / "verify").exists() and checked["checks_run"] == 0 and checked["task"]["checks"] == {}
     assert checked["task"]["checks_skipped"].startswith("check mode: ")
 
-    cold = _wav_play(tmp_path, root, wav)
+    cold = _wav_play(tmp_path, root, wav, pipelining=pipelining)
     assert cold["rc"] == 0, cold["task"].get("msg")
     assert cold["module_runs"] == 2 and cold["checks_run"] == 1, "the first run puts the directory in place, the second checks"
     assert cold["task"]["changed"] and cold["task"]["transfer"] == [] and "checks_skipped" not in cold["task"]
@@ -321,17 +325,17 @@ def test_the_action_plugin_sends_the_wav_only_when_the_pi_lacks_it_and_the_check
     assert cold["task"]["checks"]["cli"]["stdout"].strip() == _sha256(str(wav)) and cold["task"]["model_id"] == "german-0.7.4-0123abcd"
 
     inode = dest.stat().st_ino
-    warm = _wav_play(tmp_path, root, wav)
+    warm = _wav_play(tmp_path, root, wav, pipelining=pipelining)
     assert warm["rc"] == 0 and not warm["task"]["changed"] and warm["task"]["changes"] == {}
     assert warm["module_runs"] == 1 and warm["checks_run"] == 2 and dest.stat().st_ino == inode, "one module run, nothing sent"
     assert warm["task"]["checks"]["cli"]["stdout"].strip() == _sha256(str(wav))
 
-    again = _wav_play(tmp_path, root, wav, check=True)
+    again = _wav_play(tmp_path, root, wav, check=True, pipelining=pipelining)
     assert again["rc"] == 0 and not again["task"]["changed"] and again["module_runs"] == 1 and again["checks_run"] == 3
     assert again["task"]["checks"]["cli"]["rc"] == 0, "check mode checks a Pi that has the WAV"
 
     wav.write_bytes(b"RIFF" + os.urandom(50000))
-    replaced = _wav_play(tmp_path, root, wav)
+    replaced = _wav_play(tmp_path, root, wav, pipelining=pipelining)
     assert replaced["rc"] == 0 and replaced["task"]["changes"] == {str(dest): ["content"]} and replaced["module_runs"] == 2
     assert dest.read_bytes() == wav.read_bytes() and replaced["task"]["checks"]["cli"]["stdout"].strip() == _sha256(str(wav))
     assert replaced["checks_run"] == 4 and stat.S_IMODE(dest.stat().st_mode) == 0o644
