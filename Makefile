@@ -3,7 +3,6 @@ SHELL := /bin/bash
 VENV  := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_PIPELINING := 1
-TIMED := MAKE="$(MAKE)" bash harness/timed.sh
 
 .PHONY: setup demo demo-clean demo-ci demo-bullseye emulated test lint syntax pytest molecule molecule-default molecule-armhf molecule-arm64 molecule-fleet molecule-pull bench-fleet bench-converge docs
 
@@ -37,17 +36,9 @@ pytest:
 
 molecule: molecule-default molecule-pull molecule-fleet molecule-arm64 molecule-armhf
 
-# Every molecule scenario, in two lanes at once: the ARM Pis under qemu (arm64, whose converge is the
-# demo's own script, then armhf) beside the amd64 ones (default, pull, the fleet). Each lane's lines
-# carry its name; ports, container names and cache writes never collide between them. Fails if either
-# lane fails. Each step ends with a line "timed: STEP exit RC after N s" (bench/ci.md).
+# Every molecule scenario, in two lanes at once (the ARM Pis under qemu beside the amd64 ones); see the script.
 emulated:
-	@rm -f .lane-*.rc; \
-	{ $(TIMED) molecule-arm64 && $(TIMED) molecule-armhf; echo $$? >.lane-arm.rc; } 2>&1 | sed -u 's/^/[arm] /' & \
-	{ $(TIMED) molecule-default && $(TIMED) molecule-pull && $(TIMED) molecule-fleet; echo $$? >.lane-amd64.rc; } 2>&1 \
-	  | sed -u 's/^/[amd64] /' & \
-	wait; arm=$$(cat .lane-arm.rc 2>/dev/null || echo 1); amd64=$$(cat .lane-amd64.rc 2>/dev/null || echo 1); rm -f .lane-*.rc; \
-	echo "lanes: arm exit $$arm, amd64 exit $$amd64"; [ "$$arm" = 0 ] && [ "$$amd64" = 0 ]
+	MAKE="$(MAKE)" bash harness/lanes.sh
 
 molecule-default:
 	molecule test -s default
