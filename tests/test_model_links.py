@@ -18,6 +18,8 @@ from typing import Any, Dict
 
 import pytest
 
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils import durable
+
 REPO = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("model_links_module", str(REPO / "plugins" / "modules" / "model_links.py"))
 assert _spec is not None and _spec.loader is not None
@@ -236,7 +238,7 @@ def test_switch_with_a_marker_that_does_not_hold_changes_nothing_and_says_why(tm
     result = _run(models, "switch", version="m-3", keep=1, require_marker=files)
     assert (result["verified"], result["current_target"], result["changed"]) == (False, "m-2", False)
     assert reason.format(v=version) in result["reason"], result["reason"]
-    assert result["reason"] == marker.query(str(version), files)[1], "the reason model_marker gives"
+    assert result["reason"] == durable.marker_holds(str(version), files)[1], "the reason the marker check gives"
     assert (result["current"], result["previous"], result["removed"]) == ("m-2", "m-1", []), "nothing switched or pruned"
     assert _listing(models) == before
 

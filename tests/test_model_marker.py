@@ -10,6 +10,8 @@ from typing import Any, Dict, List
 
 import pytest
 
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils import durable
+
 MODULE_PATH = Path(__file__).resolve().parents[1] / "plugins" / "modules" / "model_marker.py"
 _spec = importlib.util.spec_from_file_location("model_marker_module", str(MODULE_PATH))
 marker = importlib.util.module_from_spec(_spec)
@@ -34,9 +36,9 @@ def _version(tmp_path: Path) -> Dict[str, Dict[str, Any]]:
 def test_a_sealed_version_is_verified(tmp_path: Path) -> None:
     files = _version(tmp_path)
     path = str(tmp_path / "fixture_model-1-abc")
-    assert marker.query(path, files) == (False, "no marker")
+    assert durable.marker_holds(path, files) == (False, "no marker")
     marker.seal(path, files)
-    assert marker.query(path, files) == (True, "")
+    assert durable.marker_holds(path, files) == (True, "")
     recorded = json.loads((tmp_path / "fixture_model-1-abc" / ".verified").read_text())
     assert recorded == {kind: spec["checksum"] for kind, spec in files.items()}, "the marker keeps its format"
     assert oct((tmp_path / "fixture_model-1-abc" / ".verified").stat().st_mode & 0o777) == "0o644"
@@ -87,7 +89,7 @@ def test_a_marker_that_does_not_hold_is_not_trusted(tmp_path: Path, damage: Any,
     version = tmp_path / "fixture_model-1-abc"
     marker.seal(str(version), files)
     damage(version)
-    verified, why = marker.query(str(version), files)
+    verified, why = durable.marker_holds(str(version), files)
     assert not verified
     assert reason.format(v=version) in why, why
 
@@ -97,7 +99,7 @@ def test_a_marker_for_other_bytes_is_not_trusted(tmp_path: Path) -> None:
     version = str(tmp_path / "fixture_model-1-abc")
     marker.seal(version, files)
     other = dict(files, tflite=dict(files["tflite"], checksum="f" * 64))
-    assert marker.query(version, other) == (False, "marker %s/.verified names other files than the staged ones" % version)
+    assert durable.marker_holds(version, other) == (False, "marker %s/.verified names other files than the staged ones" % version)
 
 
 @pytest.mark.fault
@@ -111,18 +113,9 @@ def test_sealing_a_version_with_a_missing_file_writes_no_marker(tmp_path: Path) 
     assert sorted(p.name for p in version.iterdir()) == ["output_graph.tflite"]
 
 
-def test_the_current_link_target_is_reported(tmp_path: Path) -> None:
-    (tmp_path / "current").symlink_to("fixture_model-1-abc")
-    assert marker.link_target(str(tmp_path / "current")) == "fixture_model-1-abc"
-    assert marker.link_target(str(tmp_path / "missing")) == ""
-    assert marker.link_target(None) == ""
-
-
 def test_the_look_up_is_the_one_model_links_switches_by(tmp_path: Path) -> None:
     """model_links (require_marker) trusts a marker by the same code: module_utils/durable.py's marker_holds."""
-    from ansible_collections.pivoice.voice_appliance.plugins.module_utils import durable
-
-    assert marker.query is durable.marker_holds and marker.MARKER == durable.MARKER == ".verified"
+    assert marker.marker_holds is durable.marker_holds and marker.MARKER == durable.MARKER == ".verified"
     files = _version(tmp_path)
     version = str(tmp_path / "fixture_model-1-abc")
     marker.seal(version, files)

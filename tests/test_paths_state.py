@@ -7,11 +7,14 @@ import grp
 import importlib.util
 import os
 import pwd
+import re
 import stat
 from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils import paths as path_rules
 
 REPO = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("paths_state_module", str(REPO / "plugins" / "modules" / "paths_state.py"))
@@ -156,3 +159,16 @@ def test_a_path_both_kept_and_removed_is_refused(tmp_path: Path) -> None:
     with pytest.raises(paths.PathsError) as error:
         paths.plan([{"path": str(tmp_path), "owner": ME, "group": MY_GROUP, "mode": "0755"}], [str(tmp_path)])
     assert "is both a directory to keep and a path to remove" in str(error.value)
+
+
+@pytest.mark.parametrize("value, mode", [("0755", 0o755), ("2775", 0o2775), ("644", 0o644), (0o640, 0o640), (0, 0), ("0o755", 0o755)])
+def test_a_mode_is_an_octal_string_or_the_number_yaml_makes_of_an_unquoted_one(value: Any, mode: int) -> None:
+    assert path_rules.octal_mode(value, "file /x") == mode
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("value", [True, None, "", "u=rwx", "9", 0o17777, -1, 7.5])
+def test_a_mode_that_is_no_octal_mode_is_refused_naming_it(value: Any) -> None:
+    with pytest.raises(path_rules.PathsError, match=r"^file /x: mode {} is not an octal mode such as \"0755\" .*quoted string$".format(
+            re.escape(repr(value)))):
+        path_rules.octal_mode(value, "file /x")

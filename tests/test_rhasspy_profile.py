@@ -292,9 +292,9 @@ def test_a_file_that_appears_before_the_seed_is_written_is_kept(tmp_path: Path) 
     ([_seed(name="")], r"seed name '' must be the name of a file"),
     ([_seed(name="profile.json")], r"seed name 'profile\.json' must be .* not the profile itself"),
     ([_seed(), _seed()], r"seed sentences\.ini is given twice"),
-    ([_seed(owner="no-such-account")], r"seed sentences\.ini: owner 'no-such-account' is no account on this host: create it first"),
-    ([_seed(group="no-such-group")], r"seed sentences\.ini: group 'no-such-group' is no group on this host"),
-    ([_seed(mode="rw-r--r--")], r"seed sentences\.ini: mode 'rw-r--r--' is not an octal mode such as \"0644\""),
+    ([_seed(owner="no-such-account")], r"seed sentences\.ini: owner 'no-such-account' is no account on this machine; create it first"),
+    ([_seed(group="no-such-group")], r"seed sentences\.ini: group 'no-such-group' is no group on this machine"),
+    ([_seed(mode="rw-r--r--")], r"seed sentences\.ini: mode 'rw-r--r--' is not an octal mode such as \"0755\""),
     ([_seed(mode="17777")], r"mode '17777' is not an octal mode"),
 ])
 def test_a_bad_seed_is_refused_naming_it_before_anything_changes(tmp_path: Path, seed: Any, message: str) -> None:

@@ -40,8 +40,8 @@ class ActionModule(PathsStateAction):
 
     def _second_args(self, args: Dict[str, Any], wire: List[Dict[str, Any]], staged: Dict[str, str]) -> Dict[str, Any]:
         """The checks as the task gave them, with the sent files alone (the directories are there since the first run)."""
-        return dict({key: value for key, value in args.items() if key not in ("directories", "files")},
-                    files=[entry for entry in wire if entry.get("dest") in staged], staged=staged)
+        checks = {key: value for key, value in args.items() if key not in ("directories", "files", "absent")}
+        return dict(checks, **super()._second_args(args, wire, staged))
 
     def _merge(self, first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
         return merge(first, second)

@@ -233,11 +233,6 @@ class ReceiptError(OSError):
     as it was. An OSError, so that each module's handling of a failed write reports it."""
 
 
-def _receipt_bytes(content: str) -> bytes:
-    """What a receipt's file holds for ``content``."""
-    return content.encode("utf-8")
-
-
 def _json_value(text: str) -> object:
     """The value of the JSON ``text`` (strict: NaN and Infinity are no JSON); ValueError when it is none."""
     def refuse(constant: str) -> object:
@@ -249,14 +244,14 @@ def write_receipt(path: str, content: str, check: bool = False) -> bool:
     """A receipt, the file that says what a module made live (a local fact), holds ``content``, a JSON document:
     owned by this process's user, mode 0644, written atomically (its directory made if missing) when it differs.
     Whether it was (or, with ``check``, would be) written. Content that is no JSON is refused before anything is
-    written, also in check mode; the temporary file is read back before it replaces the receipt and must hold the
-    content and parse to its value, else it is removed and the old receipt left as it was (ReceiptError)."""
+    written, also in check mode; the temporary file is read back before it replaces the receipt and must hold exactly
+    the content, else it is removed and the old receipt left as it was (ReceiptError)."""
     try:
-        meant = _json_value(content)
+        _json_value(content)
     except ValueError as error:
         raise ReceiptError("the receipt {} must be a JSON document, and its content is none ({}); it was left as it "
                            "was".format(path, error)) from None
-    data = _receipt_bytes(content)
+    data = content.encode("utf-8")
     try:
         st = os.stat(path)
         with open(path, "rb") as handle:
@@ -266,15 +261,10 @@ def write_receipt(path: str, content: str, check: bool = False) -> bool:
         pass
 
     def proven(temporary: str) -> None:
-        """The temporary file reads back as JSON with the value meant and holds exactly what was meant."""
+        """The temporary file holds exactly the content meant (which is JSON: refused above otherwise)."""
         with open(temporary, "rb") as handle:
             written = handle.read()
-        try:
-            value = _json_value(written.decode("utf-8"))
-        except ValueError as error:  # UnicodeDecodeError and json.JSONDecodeError too
-            raise ReceiptError("the receipt written for {} does not read back as JSON ({}); it was left as it "
-                               "was".format(path, error)) from None
-        if value != meant or written != content.encode("utf-8"):
+        if written != data:
             raise ReceiptError("the receipt written for {} reads back as {!r}, not the content meant ({!r}); it was left "
                                "as it was".format(path, written[:200].decode("utf-8", "replace"), content[:200]))
 

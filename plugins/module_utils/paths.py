@@ -38,30 +38,44 @@ class PathsError(Exception):
     """A request that cannot be carried out; the message names the path and the fix."""
 
 
-def _mode(entry: Dict[str, Any], kind: str = "directory", path: Any = None) -> int:
-    text = str(entry.get("mode", ""))
+def octal_mode(value: Any, what: str) -> int:
+    """A mode given as an octal string ("0755"), or as the number YAML makes of an unquoted 0755; ``what`` names
+    the path in the refusal."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        mode = value
+    else:
+        try:
+            mode = int(value, 8) if isinstance(value, str) and value else -1
+        except ValueError:
+            mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise PathsError("{}: mode {!r} is not an octal mode such as \"0755\" or \"2775\"; give it as a quoted string".format(
+            what, value))
+    return mode
+
+
+def account_id(name: Any, what: str, kind: str = "owner") -> int:
+    """The uid of an owner (``kind`` "owner") or the gid of a group ("group"), by name or number."""
+    text = str(name)
     try:
-        value = int(text, 8)
-    except ValueError:
-        value = -1
-    if not text or value < 0 or value > 0o7777:
-        raise PathsError("{} {}: mode {!r} is not an octal mode such as \"0755\" or \"2775\"".format(
-            kind, entry.get("path") if path is None else path, text))
-    return value
+        if text.isdigit():
+            return int(text)
+        return pwd.getpwnam(text).pw_uid if kind == "owner" else grp.getgrnam(text).gr_gid
+    except KeyError:
+        raise PathsError("{}: {} {!r} is no {} on this machine; create it first".format(
+            what, kind, text, "account" if kind == "owner" else "group")) from None
+
+
+def _mode(entry: Dict[str, Any], kind: str = "directory", path: Any = None) -> int:
+    return octal_mode(entry.get("mode", ""), "{} {}".format(kind, entry.get("path") if path is None else path))
 
 
 def _uid(name: str, path: str, kind: str = "directory") -> int:
-    try:
-        return int(name) if name.isdigit() else pwd.getpwnam(name).pw_uid
-    except KeyError:
-        raise PathsError("{} {}: owner {!r} is no account on this machine; create it first".format(kind, path, name)) from None
+    return account_id(name, "{} {}".format(kind, path), "owner")
 
 
 def _gid(name: str, path: str, kind: str = "directory") -> int:
-    try:
-        return int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
-    except KeyError:
-        raise PathsError("{} {}: group {!r} is no group on this machine; create it first".format(kind, path, name)) from None
+    return account_id(name, "{} {}".format(kind, path), "group")
 
 
 def _state(path: str, known: Optional[str] = None) -> str:

@@ -8,16 +8,15 @@ Ansible module ``rhasspy_profile``.
 from __future__ import annotations
 
 import copy
-import grp
 import json
 import os
 import pwd
 import stat
-import tempfile
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import replace_file
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import PathsError, account_id, octal_mode
 
 DOCUMENTATION = r"""
 ---
@@ -191,8 +190,8 @@ def render(data: Dict[str, Any]) -> str:
 
 def write_profile(path: str, text: str, backup: bool, mode: int, previous: Optional[str],
                   private: bool = False) -> Optional[str]:
-    """Write ``text`` atomically (same owner and mode as the old file, owner-only if ``private``);
-    return the backup's path."""
+    """Write ``text`` atomically and durably (same owner and mode as the old file, owner-only if ``private``; a
+    new one gets ``mode`` and its directory's owner); return the backup's path."""
     directory = os.path.dirname(os.path.abspath(path))
     backup_file = None
     stat = os.stat(path) if previous is not None else None
@@ -209,32 +208,15 @@ def write_profile(path: str, text: str, backup: bool, mode: int, previous: Optio
                     os.fchown(handle.fileno(), stat.st_uid, stat.st_gid)
                 except PermissionError:
                     pass  # not root: the file keeps the writer's owner
-    handle_fd, temp = tempfile.mkstemp(prefix=".profile-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(handle_fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if stat is not None:
-            os.chmod(temp, PRIVATE_MODE if private else stat.st_mode & 0o7777)
-            _chown(temp, stat.st_uid, stat.st_gid)
-        else:
-            os.chmod(temp, mode)
-            parent = os.stat(directory)
-            _chown(temp, parent.st_uid, parent.st_gid)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    if stat is not None:
+        file_mode, uid, gid = (PRIVATE_MODE if private else stat.st_mode & 0o7777), stat.st_uid, stat.st_gid
+    else:
+        parent = os.stat(directory)
+        file_mode, uid, gid = mode, parent.st_uid, parent.st_gid
+    if os.geteuid() != 0:
+        uid = gid = -1  # not root: the file keeps the writer's owner
+    replace_file(path, lambda out: out.write(text.encode("utf-8")), file_mode, uid, gid, prefix=".profile-")
     return backup_file
-
-
-def _chown(path: str, uid: int, gid: int) -> None:
-    try:
-        os.chown(path, uid, gid)
-    except PermissionError:
-        pass  # not root: the file keeps the writer's owner
 
 
 REDACTED = "********"
@@ -326,28 +308,15 @@ def ensure_directory(directory: str, owner: str, check: bool) -> List[str]:
     return what
 
 
-def _seed_mode(value: Any, name: str) -> int:
+def _seed_ids(entry: Dict[str, Any], name: str) -> Tuple[int, int, int]:
+    """The seed's mode, uid and gid (-1: root's, as the module runs), refused as paths_state refuses them."""
+    what = "seed " + name
     try:
-        mode = int(value, 8) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError):
-        mode = -1
-    if isinstance(value, bool) or not 0 <= mode <= 0o7777:
-        raise ProfileError("seed %s: mode %r is not an octal mode such as \"0644\"; give it as a quoted string." % (name, value))
-    return mode
-
-
-def _account(value: Any, name: str, kind: str) -> int:
-    """The number of the seed's owner or group (-1 when not given)."""
-    text = str(value or "")
-    if not text:
-        return -1
-    if text.isdigit():
-        return int(text)
-    try:
-        return pwd.getpwnam(text).pw_uid if kind == "owner" else grp.getgrnam(text).gr_gid
-    except KeyError:
-        raise ProfileError("seed %s: %s %r is no %s on this host: create it first, or give \"\" for root's." % (
-            name, kind, text, "account" if kind == "owner" else "group")) from None
+        return (octal_mode(entry.get("mode", "0644"), what),
+                account_id(entry["owner"], what, "owner") if entry.get("owner") else -1,
+                account_id(entry["group"], what, "group") if entry.get("group") else -1)
+    except PathsError as error:
+        raise ProfileError(str(error)) from None
 
 
 def plan_seeds(path: str, seeds: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -369,8 +338,8 @@ def plan_seeds(path: str, seeds: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             raise ProfileError("seed %s: content must be text, got %s; give the file's text (a lookup of it)."
                                % (name, type(entry.get("content")).__name__))
         dest = os.path.join(directory, name)
-        want = {"path": dest, "content": entry["content"].encode("utf-8"), "mode": _seed_mode(entry.get("mode", "0644"), name),
-                "uid": _account(entry.get("owner"), name, "owner"), "gid": _account(entry.get("group"), name, "group")}
+        mode, uid, gid = _seed_ids(entry, name)
+        want = {"path": dest, "content": entry["content"].encode("utf-8"), "mode": mode, "uid": uid, "gid": gid}
         try:
             st = os.stat(dest)
         except FileNotFoundError:
