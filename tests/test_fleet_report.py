@@ -550,3 +550,10 @@ def test_facts_from_the_fact_cache(tmp_path: Path) -> None:
         assert (built["status"], built["arch"]) == ("failed", platform.machine())
         assert built["python"] == "{}.{}.{}".format(*sys.version_info[:3])
     assert rows[1]["os"] == rows[0]["os"] and rows[0]["os"]
+
+
+def test_a_check_mode_preview_that_checked_nothing_is_ok_with_a_note_saying_why() -> None:
+    why = "check mode: /opt/voice-appliance/verify/das_ist_ein_test.wav would be created or rewritten first"
+    built = row("pi", verify_row(checks=[], status="skipped", reason=why))
+    assert (built["status"], built["reason"]) == ("ok", None)
+    assert built["notes"] == ["voice_verify checked no path: " + why]

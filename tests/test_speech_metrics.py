@@ -143,3 +143,14 @@ def test_a_model_without_its_marker_and_a_missing_scorer_leave_their_fields_empt
 def test_a_client_that_printed_no_json_is_an_error_not_a_crash() -> None:
     result = metrics.verify_result(inputs(wyoming={"rc": 0, "stdout": "Traceback ...", "stderr": ""}))
     assert result["checks"][2]["error"].startswith("the client printed no JSON result") and result["status"] == "failed"
+
+
+def test_check_mode_on_a_pi_without_the_test_wav_checks_nothing_and_fails_nothing() -> None:
+    """A first run's preview (--check on a fresh Pi): health_check ran no check, so no path can have failed, and the
+    gates (which loop over the checks) pass; the row says why nothing was checked."""
+    why = "check mode: /opt/voice-appliance/verify/das_ist_ein_test.wav would be created or rewritten first"
+    result = metrics.verify_result(inputs(cli={}, hermes={}, wyoming={}, wyoming_recorded=False,
+                                          enabled={"cli": True, "mqtt": False, "wyoming": False},
+                                          installed={"checks": {}, "checks_skipped": why}))
+    assert (result["status"], result["reason"], result["checks"]) == ("skipped", why, [])
+    assert (result["transcript"], result["model_sha256"], result["scorer"]) == ("", "", "")

@@ -226,6 +226,8 @@ def build_row(host: str, verify: Optional[Mapping[str, Any]], log: Mapping[str, 
     if _text(verify.get("resumed")):
         notes.append("resumed a rollout interrupted on this Pi (its state of {} was kept on the Pi and was the state to "
                      "come back to)".format(_text(verify.get("resumed"))))
+    if verify.get("status") == "skipped":
+        notes.append("voice_verify checked no path: {}".format(_text(verify.get("reason")) or "no reason given"))
     if status == "failed" and failed_task and _text(verify.get("reason")) and verify.get("status") == "failed":
         notes.append("voice_verify: {}".format(_text(verify.get("reason"))))
 

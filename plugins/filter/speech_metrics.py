@@ -113,17 +113,9 @@ def _client_check(path: str, result: Mapping[str, Any], expected: str) -> Dict[s
             "rtf": heard.get("rtf"), "inference_s": inference, "latency_s": heard.get("latency_s"), "audio_s": heard.get("audio_s")}
 
 
-def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
-    """voice_verify_result from what the role's tasks registered (see roles/voice_verify/tasks/main.yml).
-
-    inputs: paths, enabled ({cli, mqtt, wyoming}), cli, hermes, wyoming (the module health_check's results per
-    path: rc, stdout, stderr), wyoming_recorded, expected, wav, max_wer, max_rtf, facts (distribution*,
-    architecture, python), runtime (the deepspeech local fact), model, scorer, installed (health_check's result:
-    model_id, model_sums, scorer).
-    """
-    paths: List[str] = list(inputs.get("paths") or [])
+def _path_checks(inputs: Mapping[str, Any], paths: List[str], expected: str) -> List[Dict[str, Any]]:
+    """Each path voice_verify_paths asks for: its check's result, or why it could not run."""
     enabled: Mapping[str, Any] = inputs.get("enabled") or {}
-    expected = str(inputs["expected"])
     checks: List[Dict[str, Any]] = []
     if enabled.get("cli"):
         checks.append(_cli_check(inputs.get("cli") or {}, expected))
@@ -137,9 +129,26 @@ def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
     elif "wyoming" in paths and not inputs.get("wyoming_recorded"):
         checks.append({"path": "wyoming", "error": "no Wyoming server recorded on this Pi (the role wyoming_asr writes "
                        "/etc/ansible/facts.d/wyoming_asr.fact); remove wyoming from voice_verify_paths to skip it"})
+    return checks
+
+
+def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
+    """voice_verify_result from what the role's tasks registered (see roles/voice_verify/tasks/main.yml).
+
+    inputs: paths, enabled ({cli, mqtt, wyoming}), cli, hermes, wyoming (the module health_check's results per
+    path: rc, stdout, stderr), wyoming_recorded, expected, wav, max_wer, max_rtf, facts (distribution*,
+    architecture, python), runtime (the deepspeech local fact), model, scorer, installed (health_check's result:
+    model_id, model_sums, scorer; checks_skipped when it ran no check, which makes the status "skipped").
+    """
+    paths: List[str] = list(inputs.get("paths") or [])
+    expected = str(inputs["expected"])
+    installed: Mapping[str, Any] = inputs.get("installed") or {}
+    # Check mode on a Pi that lacks the test WAV (a first run's preview): no path was checked, and none failed.
+    skipped = str(installed.get("checks_skipped") or "")
+    checks = [] if skipped else _path_checks(inputs, paths, expected)
 
     max_wer, max_rtf = float(inputs["max_wer"]), float(inputs["max_rtf"])
-    reasons = [] if checks else ["no path checked: voice_verify_paths is empty"]
+    reasons = [] if checks or skipped else ["no path checked: voice_verify_paths is empty"]
     for check in checks:
         if "error" in check:
             reasons.append("{}: {}".format(check["path"], check["error"]))
@@ -149,7 +158,6 @@ def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
         if _float(check["rtf"]) > max_rtf:
             reasons.append("{}: RTF {} > {}".format(check["path"], check["rtf"], max_rtf))
 
-    installed: Mapping[str, Any] = inputs.get("installed") or {}
     sums: Mapping[str, Any] = installed.get("model_sums") or {}
     model = str(inputs.get("model") or "")
     graph = "pb" if model.endswith(".pb") else "tflite"
@@ -163,7 +171,8 @@ def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
         "path": first.get("path", "cli"), "wav": posixpath.basename(str(inputs.get("wav") or "")), "expected": expected,
         "transcript": first.get("transcript", ""), "wer": first.get("wer", 1.0), "rtf": first.get("rtf"),
         "inference_s": first.get("inference_s"), "audio_s": first.get("audio_s"),
-        "checks": checks, "status": "failed" if reasons else "ok", "reason": "; ".join(reasons),
+        "checks": checks, "status": "skipped" if skipped else "failed" if reasons else "ok",
+        "reason": skipped or "; ".join(reasons),
         "max_wer": max_wer, "max_rtf": max_rtf,
         "os": "{} {} ({})".format(facts.get("distribution", "?"), facts.get("distribution_version", "?"),
                                   facts.get("distribution_release", "?")),
