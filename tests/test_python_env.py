@@ -242,3 +242,19 @@ def test_a_drifted_receipt_is_repaired_without_a_build(tmp_path: Path, wheels: P
     assert fact.stat().st_mode & 0o7777 == 0o644
     fact.unlink()
     assert _ensure(tmp_path, _layers(wheels, "alpha"), receipt=receipt)["receipt_changed"] and fact.read_text() == "{}\n"
+
+
+@pytest.mark.fault
+def test_a_receipt_that_cannot_be_written_after_the_switch_says_which_virtualenv_is_live(tmp_path: Path, wheels: Path) -> None:
+    """The switch is done when the receipt is written: the failure must not claim the virtualenv is unchanged."""
+    (tmp_path / "facts.d").write_text("a file where the receipt's directory belongs")
+    receipt = {"path": str(tmp_path / "facts.d" / "deepspeech.fact"), "content": "{}\n"}
+    with pytest.raises(penv.ReceiptFailure) as failed:
+        _ensure(tmp_path, _layers(wheels, "alpha"), receipt=receipt)
+    live = os.path.realpath(str(tmp_path / "venv"))
+    assert str(failed.value).startswith("{} is live at {} (switched to in this run), but its receipt could not be written: ".format(
+        live, tmp_path / "venv")), str(failed.value)
+    assert str(failed.value).endswith(". A re-run writes it.")
+    with pytest.raises(penv.ReceiptFailure) as again:
+        _ensure(tmp_path, _layers(wheels, "alpha"), receipt=receipt)
+    assert "(switched to in this run)" not in str(again.value) and os.path.realpath(str(tmp_path / "venv")) == live

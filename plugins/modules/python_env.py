@@ -158,6 +158,10 @@ class EnvError(Exception):
     """A build or a proof failed; the message names what and shows pip's or the command's output."""
 
 
+class ReceiptFailure(EnvError):
+    """The receipt could not be written once the virtualenv was live: the message says which one is live."""
+
+
 def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -384,7 +388,11 @@ def ensure(link: str, store: str, python: str, system_site_packages: bool, layer
         result["previous"] = switch(link, venv, store)
         result["venv"] = venv
         result["removed"] = prune(store, venv, keep_previous)
-    result.update(receipt_result(receipt, check))  # the inputs' virtualenv is live now (in check mode: would be, once built)
+    try:
+        result.update(receipt_result(receipt, check))  # the inputs' virtualenv is live now (in check mode: would be, once built)
+    except OSError as error:
+        raise ReceiptFailure("{} is live at {}{}, but its receipt could not be written: {}. A re-run writes it.".format(
+            result["venv"], link, " (switched to in this run)" if decided["build"] else "", error)) from None
     result["changed"] = result["changed"] or result["receipt_changed"]
     return result
 
@@ -415,6 +423,8 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
     try:
         result = ensure(params["link"], params["store"], params["python"], params["system_site_packages"],
                         params["layers"], params["proof"], params["keep_previous"], module.check_mode, params["receipt"])
+    except ReceiptFailure as error:
+        module.fail_json(msg=str(error))
     except (EnvError, OSError, ValueError) as error:
         module.fail_json(msg="{} (the virtualenv at {} is unchanged)".format(error, params["link"]))
     module.exit_json(**result)
