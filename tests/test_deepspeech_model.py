@@ -252,3 +252,32 @@ def test_a_staged_file_changed_since_staging_is_refused_before_the_pi_changes(pi
         assert part in run["failed"], (part, run["failed"])
     assert pi.current() == working and pi.versions() == [working], "nothing on the Pi changed"
 
+
+
+@pytest.mark.fault
+@pytest.mark.parametrize("before", ["nothing", "a working version", "this version, damaged"])
+def test_a_model_that_does_not_prove_is_reported_with_what_the_pi_is_left_with(pi: Pi, before: str) -> None:
+    """The rescue's message says what is true: a working model kept, none yet, or the damaged current one left."""
+    pi.stage("1", {"tflite": GRAPH, "alphabet": ALPHABET})
+    working = ""
+    if before != "nothing":
+        assert pi.run("1")["rc"] == 0
+        working = pi.current()
+    if before == "this version, damaged":
+        (pi.models / working / "output_graph.tflite").write_bytes(b"")
+        version = "1"
+    else:
+        pi.stage("2", {"tflite": GRAPH + b"v2", "alphabet": ALPHABET})
+        version = "2"
+    (pi.tmp / "deepspeech").write_text("#!/bin/sh\necho 'CreateModel failed with error code 12288' >&2\nexit 3\n")
+    run = pi.run(version)
+    assert run["rc"] != 0
+    said = {
+        "nothing": "was refused and removed; this Pi has no model installed yet. Reason:",
+        "a working version": "was refused and removed; this Pi keeps its working model {} ({}/current). Reason:".format(
+            working, pi.models),
+        "this version, damaged": "was refused. It is the version {}/current points at, left in place for you to inspect".format(
+            pi.models),
+    }[before]
+    assert said in run["failed"] and "CreateModel failed with error code 12288" in run["failed"], run["failed"]
+    assert pi.current() == working and pi.versions() == ([working] if working else [])
