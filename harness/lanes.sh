@@ -6,6 +6,8 @@
 # step failed and why, so the end of a CI log names the cause even when the other lane finished later.
 set -u
 cd "$(dirname "$0")/.."
+# Molecule wraps its output at the terminal's width, 80 columns without one: a failure's line would be cut in pieces.
+export COLUMNS=${COLUMNS:-200}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
