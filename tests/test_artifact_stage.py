@@ -166,9 +166,11 @@ def test_a_fleet_downloads_each_artifact_once_and_a_rerun_transfers_nothing(stag
     checked = stage.run(check=True)
     assert checked["rc"] == 0 and _changed(checked) == 0, checked
 
-    # A converged cache is read once; no fetch task works on any artifact (no client is started, no directory made).
-    fetching = {name: count for name, count in again["items"].items() if "Fetch each" in name or "artifact cache" in name}
-    assert len(fetching) == 4 and not any(fetching.values()), fetching
+    # A converged cache is read once; the fetching tasks are not even included (no client is started, no directory made).
+    included = [count for name, count in again["items"].items() if name.endswith("Fetch the pending artifacts into the cache, checksummed.")]
+    assert included == [0], again["items"]
+    assert not [name for name in again["items"] if "Fetch each" in name or "artifact cache" in name], again["items"]
+    assert len([name for name in first["items"] if "Fetch each" in name]) == 3, "the first run fetched through the included tasks"
 
 
 def test_a_damaged_cached_artifact_is_fetched_again_and_only_it(stage: Stage, origin: Origin) -> None:
@@ -224,6 +226,50 @@ def test_artifacts_pending_refuses_a_malformed_request(tmp_path: Path, items: An
     from ansible.errors import AnsibleFilterError
     with pytest.raises(AnsibleFilterError, match=message):
         _pending_filter().artifacts_pending(items, {}, {}, str(tmp_path))
+
+
+def _settings(tmp_path: Path, **changes: Any) -> Dict[str, Any]:
+    return dict({"catalog_file": "/repo/artifacts.yml", "trusted_sums_file": "/cache/trusted-sums.yml", "mirror_url": "",
+                 "local_dir": str(tmp_path / "dropped"), "trust_on_first_use": False}, **changes)
+
+
+def test_checked_requests_pass_through_when_each_has_an_entry_a_source_and_a_sum(tmp_path: Path) -> None:
+    catalog = {"a": {"1": {"x": {"filename": "a.bin", "url": "http://127.0.0.1:1/a.bin", "sha256": "a" * 64}}},
+               "p": {"1": {"x": {"filename": "p.whl", "pip": {"package": "p", "version": "1"}}}},
+               "m": {"1": {"x": {"filename": "m.bin"}}}}
+    items = [{"name": "a", "version": "1", "variant": "x"}, {"name": "p", "version": "1", "variant": "x"}]
+    check = _pending_filter().artifact_requests_checked
+    assert check(items, catalog, {}, _settings(tmp_path, trust_on_first_use="yes")) == items
+    # A sum recorded on first use counts as one; a mirror or a dropped-in file is a source.
+    mirrored = [{"name": "m", "version": "1", "variant": "x"}]
+    assert check(mirrored, catalog, {"m": {"1": {"x": "b" * 64}}}, _settings(tmp_path, mirror_url="http://127.0.0.1:1")) == mirrored
+    (tmp_path / "dropped" / "m" / "1").mkdir(parents=True)
+    (tmp_path / "dropped" / "m" / "1" / "m.bin").write_bytes(b"m")
+    assert check(mirrored, catalog, {"m": {"1": {"x": "b" * 64}}}, _settings(tmp_path)) == mirrored
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("item, trusted, message", [
+    ({"name": "a", "version": "1", "variant": "pb"}, {},
+     "Artifact a 1 for pb is not in the artifact table (/repo/artifacts.yml). Known variants: x. Add it to "
+     "artifact_stage_catalog_overrides with its filename, source"),
+    ({"name": "zzz", "version": "1", "variant": "x"}, {}, "Known variants: none."),
+    ({"name": "s", "version": "1", "variant": "x"}, {},
+     "There is no source for s 1 x: set its url, gdrive_id, gdrive_folder or package coordinates (pip: {package, version, ...} "
+     "or npm: {package, version}) with artifact_stage_catalog_overrides, set artifact_stage_mirror_url, or put the file at "
+     "{dropped}/s/1/s.bin."),
+    ({"name": "a", "version": "1", "variant": "x"}, {},
+     'No sha256 is pinned for a 1 x (a.bin). Pin it in artifact_stage_catalog_overrides (a: {"1": {x: {sha256: ...}}}) '
+     "with the sum of a copy you trust (sha256sum FILE), or set artifact_stage_trust_on_first_use: true to accept what the "
+     "first download gives; its sum is then recorded in /cache/trusted-sums.yml and enforced from then on."),
+])
+def test_a_request_that_cannot_be_fetched_is_refused_naming_it_and_the_fix(tmp_path: Path, item: Dict[str, str],
+                                                                          trusted: Dict[str, Any], message: str) -> None:
+    from ansible.errors import AnsibleFilterError
+    catalog = {"a": {"1": {"x": {"filename": "a.bin", "url": "http://127.0.0.1:1/a.bin"}}}, "s": {"1": {"x": {"filename": "s.bin"}}}}
+    with pytest.raises(AnsibleFilterError) as refused:
+        _pending_filter().artifact_requests_checked([item], catalog, trusted, _settings(tmp_path))
+    assert message.replace("{dropped}", str(tmp_path / "dropped")) in str(refused.value), str(refused.value)
 
 
 ITEM = {"name": "model", "version": "1.0", "variant": "tflite"}

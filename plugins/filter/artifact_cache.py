@@ -8,6 +8,10 @@ measured and recorded). artifact_stage (this filter, its fetch tasks) and deepsp
 deepspeech_model names, marks and copies the model files with it (paths_state checks each against that sum when it
 is copied), so a converged Pi costs the controller no second sum of files that staging measured this run.
 
+``artifact_requests_checked`` refuses a request that cannot be fetched (not in the table, no source, no sum to hold it
+to while trust-on-first-use is off), naming it and the fix; artifact_stage checks every request with it before
+anything is fetched.
+
 ``artifacts_pending`` names the requested artifacts the cache does not yet hold with that sum; artifact_stage
 fetches only these. A missing file, a file with another sum and a file without a known sum are pending, and the
 fetch tasks handle them exactly as before (a wrong file is fetched again and checked; a first-use file is measured
@@ -95,6 +99,57 @@ def staged_artifact(item: Any, catalog: Mapping[str, Any], trusted: Optional[Map
     return {"path": path, "checksum": checksum, "size": size}
 
 
+def _has(entry: Mapping[str, Any], *path: str) -> bool:
+    node: Any = entry
+    for key in path:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return bool(str(node or "").strip()) if not isinstance(node, Mapping) else bool(node)
+
+
+def artifact_requests_checked(items: Iterable[Any], catalog: Mapping[str, Any], trusted: Optional[Mapping[str, Any]],
+                              settings: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """The requests ``items`` as they are, once each is known to be fetchable: in the artifact table, with a source
+    and with a sum to hold it to. Otherwise refused, naming the request and the fix.
+
+    settings: catalog_file (named when an entry is missing), mirror_url and local_dir (sources of their own),
+    trust_on_first_use (the fleet's switch) and trusted_sums_file (where first-use sums are recorded)."""
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise AnsibleFilterError("artifact_requests_checked: expects a list of {{name, version, variant}}, got {!r}".format(items))
+    checked = list(items)
+    for item in checked:
+        name, version, variant = _key("artifact_requests_checked", item)
+        entry = _lookup(catalog or {}, item)
+        if not isinstance(entry, Mapping) or not entry.get("filename"):
+            versions = (catalog or {}).get(name)
+            known = (versions or {}).get(version) if isinstance(versions, Mapping) else None
+            raise AnsibleFilterError(
+                "Artifact {n} {v} for {var} is not in the artifact table ({table}). Known variants: {known}. Add it to "
+                "artifact_stage_catalog_overrides with its filename, source (url, gdrive_id, gdrive_folder, or pip:/npm: "
+                "package coordinates) and sha256.".format(n=name, v=version, var=variant, table=settings.get("catalog_file"),
+                                                         known=", ".join(known) if isinstance(known, Mapping) and known else "none"))
+        relative = "{}/{}/{}".format(name, version, entry["filename"])
+        dropped = os.path.join(str(settings.get("local_dir") or ""), relative)
+        if not (any(_has(entry, *path) for path in (("url",), ("gdrive_id",), ("gdrive_folder",), ("pip", "package"), ("npm", "package")))
+                or str(settings.get("mirror_url") or "") or os.path.isfile(dropped)):
+            raise AnsibleFilterError(
+                "There is no source for {n} {v} {var}: set its url, gdrive_id, gdrive_folder or package coordinates (pip: "
+                "{{package, version, ...}} or npm: {{package, version}}) with artifact_stage_catalog_overrides, set "
+                "artifact_stage_mirror_url, or put the file at {dropped}.".format(n=name, v=version, var=variant, dropped=dropped))
+        if not (artifact_sum(item, catalog, trusted) or _true(settings.get("trust_on_first_use")) or _true(entry.get("trust_on_first_use"))):
+            raise AnsibleFilterError(
+                "No sha256 is pinned for {n} {v} {var} ({f}). Pin it in artifact_stage_catalog_overrides ({n}: {{\"{v}\": "
+                "{{{var}: {{sha256: ...}}}}}}) with the sum of a copy you trust (sha256sum FILE), or set "
+                "artifact_stage_trust_on_first_use: true to accept what the first download gives; its sum is then recorded in "
+                "{record} and enforced from then on.".format(n=name, v=version, var=variant, f=entry["filename"],
+                                                             record=settings.get("trusted_sums_file")))
+    return checked
+
+
+def _true(value: Any) -> bool:
+    """An Ansible boolean: true, "yes", "true", "1", "on"."""
+    return value is True or str(value).strip().lower() in ("yes", "true", "1", "on", "y")
+
+
 def artifacts_pending(items: Iterable[Any], catalog: Mapping[str, Any], trusted: Optional[Mapping[str, Any]],
                       cache_dir: str) -> List[Dict[str, Any]]:
     """The items (name, version, variant) whose file under cache_dir/NAME/VERSION/FILENAME is missing or does
@@ -118,4 +173,5 @@ def artifacts_pending(items: Iterable[Any], catalog: Mapping[str, Any], trusted:
 
 class FilterModule:
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return {"artifact_sum": artifact_sum, "staged_artifact": staged_artifact, "artifacts_pending": artifacts_pending}
+        return {"artifact_sum": artifact_sum, "staged_artifact": staged_artifact, "artifacts_pending": artifacts_pending,
+                "artifact_requests_checked": artifact_requests_checked}
