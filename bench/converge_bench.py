@@ -41,30 +41,13 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fleet_bench import REPO, Fleet, Runner, fmt_time, header, run, run_info, why_aborted  # noqa: E402  (the bench's own helpers)
+from fleet_bench import REPO, TRIVIAL, Fleet, Runner, fmt_time, header, run, run_info, why_aborted  # noqa: E402  (the bench's own helpers)
 
 IMAGES = {"amd64": "pi-voice/debian:bookworm-amd64", "armhf": "pi-voice/debian:bookworm-armhf",
           "arm64": "pi-voice/debian:trixie-arm64"}
 # Mitogen for Ansible (>= 0.3.25 supports ansible-core 2.19): the version and the wheel's sha256 this bench trusts.
 MITOGEN = "mitogen==0.3.54 --hash=sha256:ed7f209225069cbbe0c2f25ec5e4cd88e43bcb7ae0d55c61850083c96b81591d"
 RUNS = (("cold", "site.yml, cold"), ("warm", "site.yml, warm (no-op)"), ("trivial", "trivial, 4 tasks"))
-TRIVIAL = """---
-- name: A trivial playbook (the fixed cost of a run).
-  hosts: voice_assistants
-  gather_facts: false
-  tasks:
-    - name: Reach the Pi.
-      ansible.builtin.ping:
-    - name: Look at a file.
-      ansible.builtin.stat:
-        path: /etc/os-release
-    - name: Run a command.
-      ansible.builtin.command: "true"
-      changed_when: false
-    - name: Set a fact.
-      ansible.builtin.set_fact:
-        bench_trivial: true
-"""
 
 
 def read_log(path: Path) -> List[Dict[str, Any]]:

@@ -9,7 +9,8 @@ settings of molecule/fleet/molecule.yml) named bench-pi-NN:
    playbooks/verify.yml alone (twice) -- wall time, tasks run and changed;
 2. a fleet: site.yml on 25 fresh containers at once (cold, forks 25), then playbooks/rollout.yml
    (default ramp [1, "10%", "25%", "100%"]) on the already converged Pis, limited to the first
-   1, 10 and 25 of them, at each --forks value (a warm rollout: an unchanged configuration).
+   1, 10 and 25 of them, at each --forks value (a warm rollout: an unchanged configuration), each
+   followed by a trivial playbook of 4 tasks on the same Pis (the fixed cost of a run: the ratio's yardstick).
 
 The Pis use the external-broker path (one Mosquitto on a free loopback port, started here) and the
 fixture model served by harness/artifact_server.py on a free loopback port, as the molecule
@@ -48,10 +49,35 @@ PREFIX = "bench-pi-"
 RAMP = '[1, "10%", "25%", "100%"]'
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
                    r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)\s+ignored=(?P<ignored>\d+)")
+# Each Pi's Wyoming server listens on loopback at this port plus its number (the Pis share the host network).
+WYOMING_PORT = 10313
+TRIVIAL = """---
+- name: A trivial playbook (the fixed cost of a run).
+  hosts: voice_assistants
+  gather_facts: false
+  tasks:
+    - name: Reach the Pi.
+      ansible.builtin.ping:
+    - name: Look at a file.
+      ansible.builtin.stat:
+        path: /etc/os-release
+    - name: Run a command.
+      ansible.builtin.command: "true"
+      changed_when: false
+    - name: Set a fact.
+      ansible.builtin.set_fact:
+        bench_trivial: true
+"""
 
 
 def host_name(i: int) -> str:
     return "{}{:02d}".format(PREFIX, i)
+
+
+def pi_number(name: str) -> int:
+    """A Pi's number from its name (bench-pi-07: 7); a name without one (bench-pi-amd64) is Pi 1."""
+    digits = name[len(PREFIX):]
+    return int(digits) if digits.isdigit() else 1
 
 
 def free_port() -> int:
@@ -196,7 +222,11 @@ class Fleet:
                 "pb": {"url": base + "output_graph.pb"},
                 "alphabet": {"url": base + "alphabet.txt"}}}},
         }
-        data = {"voice_assistants": {"hosts": {n: {} for n in names}, "vars": group_vars}}
+        # The Pis share the host's network: each Wyoming server on loopback and its own port, no zeroconf
+        # announcements (as molecule/fleet does).
+        group_vars.update({"wyoming_asr_bind_address": "127.0.0.1", "voice_appliance_wyoming_zeroconf": False})
+        hosts = {n: {"wyoming_asr_port": WYOMING_PORT + pi_number(n)} for n in names}
+        data = {"voice_assistants": {"hosts": hosts, "vars": group_vars}}
         path.write_text(json.dumps(data, indent=1), encoding="utf-8")
         # A .json inventory is read by the yaml plugin (JSON is YAML).
         return path
@@ -330,14 +360,21 @@ def write_report(path: Path, info: Dict[str, object], single: List[Dict[str, obj
     lines.append("")
     lines.append("## Fleet: warm rollout (playbooks/rollout.yml, ramp {}) on converged Pis".format(RAMP.replace("|", "\\|")))
     lines.append("")
-    lines.append("| Pis | forks | batches | wall time | per Pi | changed (all Pis) | load avg (mean) |")
-    lines.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    lines.append("Each rollout is followed by a trivial playbook of 4 tasks (ping, stat, command, set_fact) on the same "
+                 "Pis with the same forks: the fixed cost of any run on them, and the yardstick of the ratio.")
+    lines.append("")
+    lines.append("| Pis | forks | batches | wall time | per Pi | trivial, 4 tasks | rollout / trivial | changed (all Pis) "
+                 "| load avg (mean) |")
+    lines.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rollouts:
         hosts = pis(r)
         changed = sum(tasks(r, h)["changed"] for h in hosts)
-        lines.append("| {} | {} | {} | {} | {:.1f} s | {} | {:.1f} |".format(
-            len(hosts), r["forks"], r["batches"], fmt_time(float(r["seconds"])), float(r["seconds"]) / len(hosts),  # type: ignore[arg-type]
-            changed, r["load_mean"]))
+        seconds = float(r["seconds"])  # type: ignore[arg-type]
+        trivial = r.get("trivial")
+        base = float(trivial["seconds"]) if isinstance(trivial, dict) else 0.0
+        lines.append("| {} | {} | {} | {} | {:.1f} s | {} | {} | {} | {:.1f} |".format(
+            len(hosts), r["forks"], r["batches"], fmt_time(seconds), seconds / len(hosts),
+            fmt_time(base) if base else "-", "{:.1f}x".format(seconds / base) if base else "-", changed, r["load_mean"]))
     if info["aborted"]:
         lines.append("")
         lines.append("Incomplete: the bench stopped early ({}); the rows above are what was measured.".format(info["aborted"]))
@@ -379,6 +416,8 @@ def main() -> int:
     others = len([n for n in run(["docker", "ps", "--format", "{{.Names}}"]).stdout.split() if not n.startswith(PREFIX)])
     fleet = Fleet(work)
     runner = Runner(fleet, log_dir)
+    trivial = work / "trivial.yml"
+    trivial.write_text(TRIVIAL, encoding="utf-8")
 
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt("signal {}".format(signum))
@@ -413,15 +452,19 @@ def main() -> int:
         by_size = {}  # type: Dict[int, float]
         for forks in forks_values:
             for n in sizes:
-                estimate = by_size.get(n, 0.0)
+                estimate = by_size.get(n, 0.0)  # the rollout and its trivial run at an earlier forks value
                 if time.monotonic() - started + estimate > budget:
                     dropped.append("{} Pis at forks {} (estimated {:.0f} s)".format(n, forks, estimate))
                     continue
                 r = runner.playbook("rollout, {} Pis, forks {}".format(n, forks), "playbooks/rollout.yml", inv,
                                     forks=forks, limit=",".join(names[:n]))
                 r["forks"] = forks
+                # The fixed cost of a run on the same Pis, measured right after (the issue's yardstick: rollout <= 4x it).
+                r["trivial"] = runner.playbook("trivial, {} Pis, forks {}".format(n, forks), str(trivial), inv,
+                                               forks=forks, limit=",".join(names[:n]))
                 rollouts.append(r)
-                by_size[n] = max(by_size.get(n, 0.0), float(r["seconds"]))  # type: ignore[arg-type]
+                spent = float(r["seconds"]) + float(r["trivial"]["seconds"])  # type: ignore[arg-type,index]
+                by_size[n] = max(by_size.get(n, 0.0), spent)
     except (KeyboardInterrupt, SystemExit) as exc:
         aborted = why_aborted(exc)
     finally:
