@@ -24,13 +24,15 @@ import os
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import is_sha256, sha256_file
 
 
-def _lookup(table: Mapping[str, Any], item: Mapping[str, Any]) -> Any:
+def _lookup(table: Mapping[str, Any], item: Mapping[str, Any], keys: Tuple[str, ...] = ("name", "version", "variant")) -> Any:
+    """The node of a NAME -> VERSION -> VARIANT table that ``item``'s values of ``keys`` lead to; None if there is none."""
     node: Any = table
-    for key in ("name", "version", "variant"):
+    for key in keys:
         if not isinstance(node, Mapping):
             return None
         node = node.get(str(item[key]))
@@ -120,8 +122,7 @@ def artifact_requests_checked(items: Iterable[Any], catalog: Mapping[str, Any], 
         name, version, variant = _key("artifact_requests_checked", item)
         entry = _lookup(catalog or {}, item)
         if not isinstance(entry, Mapping) or not entry.get("filename"):
-            versions = (catalog or {}).get(name)
-            known = (versions or {}).get(version) if isinstance(versions, Mapping) else None
+            known = _lookup(catalog or {}, item, ("name", "version"))
             raise AnsibleFilterError(
                 "Artifact {n} {v} for {var} is not in the artifact table ({table}). Known variants: {known}. Add it to "
                 "artifact_stage_catalog_overrides with its filename, source (url, gdrive_id, gdrive_folder, or pip:/npm: "
@@ -135,7 +136,8 @@ def artifact_requests_checked(items: Iterable[Any], catalog: Mapping[str, Any], 
                 "There is no source for {n} {v} {var}: set its url, gdrive_id, gdrive_folder or package coordinates (pip: "
                 "{{package, version, ...}} or npm: {{package, version}}) with artifact_stage_catalog_overrides, set "
                 "artifact_stage_mirror_url, or put the file at {dropped}.".format(n=name, v=version, var=variant, dropped=dropped))
-        if not (artifact_sum(item, catalog, trusted) or _true(settings.get("trust_on_first_use")) or _true(entry.get("trust_on_first_use"))):
+        if not (artifact_sum(item, catalog, trusted) or boolean(settings.get("trust_on_first_use"), strict=False)
+                or boolean(entry.get("trust_on_first_use"), strict=False)):
             raise AnsibleFilterError(
                 "No sha256 is pinned for {n} {v} {var} ({f}). Pin it in artifact_stage_catalog_overrides ({n}: {{\"{v}\": "
                 "{{{var}: {{sha256: ...}}}}}}) with the sum of a copy you trust (sha256sum FILE), or set "
@@ -143,11 +145,6 @@ def artifact_requests_checked(items: Iterable[Any], catalog: Mapping[str, Any], 
                 "{record} and enforced from then on.".format(n=name, v=version, var=variant, f=entry["filename"],
                                                              record=settings.get("trusted_sums_file")))
     return checked
-
-
-def _true(value: Any) -> bool:
-    """An Ansible boolean: true, "yes", "true", "1", "on"."""
-    return value is True or str(value).strip().lower() in ("yes", "true", "1", "on", "y")
 
 
 def artifacts_pending(items: Iterable[Any], catalog: Mapping[str, Any], trusted: Optional[Mapping[str, Any]],
