@@ -189,6 +189,9 @@ def test_path_units_watch_the_sentences_and_the_end_of_each_run(host: Any) -> No
         assert host.check_output("systemctl is-active " + unit) == "active", unit
 
 
+# On an ARM Pi, test_rhasspy's test_an_edit_of_the_sentences_reaches_the_running_service takes this path end to end
+# (an edit, a successful retrain, the new words decoded by the running service): one retrain there is enough.
+@pytest.mark.skipif(SCENARIO != "default", reason="on ARM the Rhasspy edit test retrains the same way, end to end")
 def test_editing_sentences_rebuilds_the_scorer(host: Any, restore_sentences: None) -> None:
     spell = "{}/bin/voice-scorer-package inspect {} --alphabet {}/alphabet.txt --spell {}".format(
         VENV, SCORER, MODEL, _quote("schalte das radio an"))
