@@ -334,12 +334,12 @@ def write_report(path: Path, info: Dict[str, object], single: List[Dict[str, obj
                  "molecule/fleet's platform settings), reached with the `community.docker.docker` connection; "
                  "the external-broker path (one Mosquitto on loopback for all Pis) and the fixture model from "
                  "harness/artifact_server.py, the group variables of molecule/default (`voice_verify_max_rtf: 50`), and each "
-                 "Pi's Wyoming server on loopback at its own port (10314 + its number) without zeroconf, as in molecule/fleet. "
+                 "Pi's Wyoming server on loopback at its own port ({} + its number) without zeroconf, as in molecule/fleet. "
                  "The controller's artifact cache is warm (a stage-only run precedes the first timed run, untimed), "
                  "so \"cold\" means nothing installed on the Pi, not downloads from the internet; apt on the Pi "
                  "does download from the Debian mirror. Facts are cached (`gathering: smart`, the project's "
                  "ansible.cfg) in a fact cache the bench starts empty. Tasks run = ok + failed + skipped from the "
-                 "play recap, summed over the plays of the run (staging plays included).")
+                 "play recap, summed over the plays of the run (staging plays included).".format(WYOMING_PORT + 1))
     lines.append("")
     lines.append("## One Pi: cold converge vs warm re-run")
     lines.append("")
@@ -371,11 +371,10 @@ def write_report(path: Path, info: Dict[str, object], single: List[Dict[str, obj
         hosts = pis(r)
         changed = sum(tasks(r, h)["changed"] for h in hosts)
         seconds = float(r["seconds"])  # type: ignore[arg-type]
-        trivial = r.get("trivial")
-        base = float(trivial["seconds"]) if isinstance(trivial, dict) else 0.0
-        lines.append("| {} | {} | {} | {} | {:.1f} s | {} | {} | {} | {:.1f} |".format(
-            len(hosts), r["forks"], r["batches"], fmt_time(seconds), seconds / len(hosts),
-            fmt_time(base) if base else "-", "{:.1f}x".format(seconds / base) if base else "-", changed, r["load_mean"]))
+        base = float(r["trivial"]["seconds"])  # type: ignore[index]
+        lines.append("| {} | {} | {} | {} | {:.1f} s | {} | {:.1f}x | {} | {:.1f} |".format(
+            len(hosts), r["forks"], r["batches"], fmt_time(seconds), seconds / len(hosts), fmt_time(base), seconds / base,
+            changed, r["load_mean"]))
     if info["aborted"]:
         lines.append("")
         lines.append("Incomplete: the bench stopped early ({}); the rows above are what was measured.".format(info["aborted"]))
@@ -457,12 +456,13 @@ def main() -> int:
                 if time.monotonic() - started + estimate > budget:
                     dropped.append("{} Pis at forks {} (estimated {:.0f} s)".format(n, forks, estimate))
                     continue
+                limit = ",".join(names[:n])
                 r = runner.playbook("rollout, {} Pis, forks {}".format(n, forks), "playbooks/rollout.yml", inv,
-                                    forks=forks, limit=",".join(names[:n]))
+                                    forks=forks, limit=limit)
                 r["forks"] = forks
                 # The fixed cost of a run on the same Pis, measured right after (the yardstick: rollout <= 4x it).
                 r["trivial"] = runner.playbook("trivial, {} Pis, forks {}".format(n, forks), str(trivial), inv,
-                                               forks=forks, limit=",".join(names[:n]))
+                                               forks=forks, limit=limit)
                 rollouts.append(r)
                 spent = float(r["seconds"]) + float(r["trivial"]["seconds"])  # type: ignore[arg-type,index]
                 by_size[n] = max(by_size.get(n, 0.0), spent)

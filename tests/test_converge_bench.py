@@ -88,3 +88,4 @@ def test_the_fleet_report_sets_each_rollout_against_a_trivial_run_on_the_same_pi
     assert "| 1 | 25 | 4 | 20 s (0:20) | 20.0 s | 4 s (0:04) | 5.0x | 0 | 2.0 |" in text
     assert "| 25 | 25 | 4 | 200 s (3:20) | 8.0 s | 30 s (0:30) | 6.7x | 0 | 2.0 |" in text
     assert "site.yml on 25 fresh Pis with forks 25: 900 s (15:00)" in text
+    assert "at its own port (10314 + its number)" in text

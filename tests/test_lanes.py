@@ -10,7 +10,7 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def _checkout(tmp_path: Path) -> Path:
     return root
 
 
-def _lanes(tmp_path: Path, fail_step: str = "", slow_steps: str = "") -> "tuple[int, List[str], List[str]]":
+def _lanes(tmp_path: Path, fail_step: str = "", slow_steps: str = "") -> Tuple[int, List[str], List[str]]:
     root = _checkout(tmp_path)
     steps = tmp_path / "steps"
     env: Dict[str, str] = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
