@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 import pytest
+from test_retrain import ONE_FAULT_RUN
 
 SCENARIO_MACHINE = {"default": "x86_64", "armhf": "armv7l", "arm64": "aarch64"}
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
@@ -139,7 +140,7 @@ def test_the_recorded_test_wav_transcribes_on_the_pi(host: Any) -> None:
     assert out.strip() == (FIXTURE / "das_ist_ein_test.txt").read_text().strip()
 
 
-@pytest.mark.skipif(SCENARIO != "default", reason="one fault run is enough; it runs on the fast amd64 Pi")
+@ONE_FAULT_RUN
 def test_a_damaged_model_update_is_refused_and_the_working_model_stays(host: Any, tmp_path: Path) -> None:
     """A truncated graph whose (pinned) sum matches passes staging; the Pi's load proof must refuse it."""
     import hashlib
@@ -165,7 +166,7 @@ def test_a_damaged_model_update_is_refused_and_the_working_model_stays(host: Any
     assert "fixture_model-2-" not in host.check_output("ls " + MODELS), "the refused copy must be removed"
 
 
-@pytest.mark.skipif(SCENARIO != "default", reason="one fault run is enough; it runs on the fast amd64 Pi")
+@ONE_FAULT_RUN
 def test_a_model_file_emptied_by_a_power_loss_is_proved_again_and_restored(host: Any) -> None:
     """A zero-length graph under an intact `.verified` (what a power loss leaves without fsync) is not trusted."""
     before = host.file(MODELS + "/current").linked_to
@@ -273,7 +274,7 @@ def test_the_asr_venv_is_a_link_to_a_proved_virtualenv_of_the_store(host: Any) -
 
 
 @pytest.mark.fault
-@pytest.mark.skipif(SCENARIO != "default", reason="one fault run is enough; it runs on the fast amd64 Pi")
+@ONE_FAULT_RUN
 def test_a_venv_build_that_fails_leaves_the_live_venv_and_the_service_alone(host: Any) -> None:
     """New inputs (here: a package index that refuses every connection) make a new virtualenv beside the live one;
     when pip fails, the run fails naming the layer, the half-built virtualenv is gone, the link and the running
