@@ -157,3 +157,24 @@ def test_supported_releases_and_minimum_python() -> None:
     defaults = yaml.safe_load((REPO / "roles/deepspeech_deps/defaults/main.yml").read_text())
     assert defaults["deepspeech_deps_supported_releases"] == ["bullseye", "bookworm", "trixie"]
     assert defaults["deepspeech_deps_min_python"] == "3.9"
+
+
+SETTINGS = {"supported_distributions": ["Debian", "Raspbian"], "supported_releases": ["bullseye", "bookworm", "trixie"],
+            "refused_architectures": {"armv6l": "a Pi Zero cannot run it"}, "arch_map": {"armv7l": "armhf", "aarch64": "arm64"},
+            "min_python": "3.9", "min_ram_mb": 850, "min_free_disk_mb": 1500, "base_dir": "/opt/voice-appliance"}
+DF = ["armhf", "Filesystem 1024-blocks Used Available Capacity Mounted on",
+      "/dev/root 30000000 10000000 {} 34% /".format(2000 * 1024)]
+
+
+@pytest.mark.bad_input
+def test_every_problem_is_named_at_once_and_a_refused_cpu_only_once() -> None:
+    from ansible_collections.pivoice.voice_appliance.plugins.filter.preflight import preflight_errors
+    assert preflight_errors(GOOD, DF, SETTINGS) == []
+    machine = dict(GOOD, architecture="armv6l", memtotal_mb=480, **_python(7, 3))
+    errors = preflight_errors(machine, ["armel"] + DF[1:], dict(SETTINGS, min_free_disk_mb=3000))
+    assert [e.split(" ", 2)[:2] for e in errors] == [["Unsupported", "architecture"], ["Unsupported", "userland"],
+                                                    ["Python", "3.7"], ["Not", "enough"], ["Not", "enough"]]
+    assert errors[0] == "Unsupported architecture 'armv6l': a Pi Zero cannot run it."
+    assert errors[-1].startswith("Not enough free disk space for /opt/voice-appliance: 2000 MiB free on '/', the appliance needs "
+                                 "at least 3000 MiB.")
+    assert preflight_errors(dict(GOOD, **_python(10, 1)), DF, SETTINGS) == [], "3.10 is not older than 3.9"

@@ -18,6 +18,7 @@ from typing import Any, Dict, List
 
 import pytest
 import yaml
+from ansible_collections.pivoice.voice_appliance.plugins.filter.shared_values import shared_value_errors
 from test_probe import _ansible_playbook
 
 REPO = Path(__file__).resolve().parent.parent
@@ -144,6 +145,32 @@ def test_root_or_mixed_directories_are_refused_before_any_role_runs(tmp_path: Pa
     assert run.returncode != 0
     assert message in " ".join(run.stdout.split()), run.stdout[-3000:]
     assert "TASK [deepspeech_deps" not in run.stdout.replace("TASK [deepspeech_deps : Validating arguments", ""), run.stdout[-3000:]
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("changed,expected", [
+    ({}, []),
+    ({"voice_appliance_group": 0}, ["voice_appliance_user/voice_appliance_group is voice/0: the appliance's services run as an "
+                                    "unprivileged account; give another name (the default is voice)."]),
+    ({"voice_appliance_base_dir": "/srv/va/", "voice_appliance_state_dir": "/srv/va", "voice_appliance_config_dir": "/srv/va-etc"},
+     ["voice_appliance_base_dir (/srv/va/) is voice_appliance_state_dir (/srv/va) or lies inside it; voice_appliance_state_dir "
+      "(/srv/va) is voice_appliance_base_dir (/srv/va/) or lies inside it: the base, state and configuration directories must be "
+      "separate (e.g. /opt/voice-appliance, /var/lib/voice-appliance, /etc/voice-appliance)."]),
+    ({"voice_appliance_state_dir": "/srv/va-state", "voice_appliance_config_dir": "/srv/va-state-etc"}, []),  # a prefix, not inside
+])
+def test_shared_value_errors_name_every_problem_with_its_fix(changed: Dict[str, Any], expected: List[str]) -> None:
+    values = {name: SHARED[name] for name in ("voice_appliance_user", "voice_appliance_group", "voice_appliance_base_dir",
+                                              "voice_appliance_state_dir", "voice_appliance_config_dir")}
+    assert shared_value_errors(dict(values, **changed)) == expected
+
+
+def test_shared_value_errors_report_every_problem_at_once() -> None:
+    errors = shared_value_errors({"voice_appliance_user": "root", "voice_appliance_group": "voice", "voice_appliance_base_dir": "/a",
+                                  "voice_appliance_state_dir": "/a/b", "voice_appliance_config_dir": "/c"},
+                                 ["old_b", "old_a"], {"old_a": "new_a", "old_b": "new_b"})
+    assert [e.split(" ", 1)[0] for e in errors] == ["voice_appliance_user/voice_appliance_group", "voice_appliance_state_dir", "old_a"]
+    assert errors[2].index("old_a is set") < errors[2].index("old_b is set") and errors[2].endswith(
+        "Rename them in your inventory or group_vars and run again; nothing was changed.")
 
 
 def _tasks(path: Path) -> List[Dict[str, Any]]:
