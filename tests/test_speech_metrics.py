@@ -154,3 +154,23 @@ def test_check_mode_on_a_pi_without_the_test_wav_checks_nothing_and_fails_nothin
                                           installed={"checks": {}, "checks_skipped": why}))
     assert (result["status"], result["reason"], result["checks"]) == ("skipped", why, [])
     assert (result["transcript"], result["model_sha256"], result["scorer"]) == ("", "", "")
+
+
+@pytest.mark.fault
+def test_the_gate_names_every_failure_with_what_was_heard_or_measured_and_where_to_look() -> None:
+    model, scorer = "/opt/voice-appliance/models/current/output_graph.tflite", "/var/lib/voice-appliance/generated.scorer"
+    assert metrics.verify_failures(metrics.verify_result(inputs()), "pi-1", model, scorer) == []
+    result = metrics.verify_result(inputs(cli={"rc": 1, "stdout": "", "stderr": "boom\n"}, hermes=_heard("das ist ein fest"),
+                                          wyoming=_heard(rtf=3.5), max_rtf=3))
+    failures = metrics.verify_failures(result, "pi-1", model, scorer)
+    assert failures == [
+        "pi-1: the cli check failed: deepspeech exited with 1: boom",
+        "pi-1 heard 'das ist ein fest' in das_ist_ein_test.wav (mqtt), expected 'das ist ein test': word error rate 0.25 is above "
+        "voice_verify_max_wer 0.0. Check the model ({}), the scorer {} (the words of sentences.ini) and the recording (16 kHz mono "
+        "16-bit).".format(model, scorer),
+        "pi-1 needed 0.4 s for 2.0 s of audio (wyoming): real-time factor 3.5 is above voice_verify_max_rtf 3.0 (an overloaded or "
+        "throttled Pi, or a model too large for it)."]
+    # The CLI decodes with the model alone: its wrong words do not point at the scorer.
+    wrong_cli = metrics.verify_result(inputs(cli=dict(CLI_OK, stdout="das ist ein fest\n")))
+    assert metrics.verify_failures(wrong_cli, "pi-1", model, scorer)[0].endswith(
+        "Check the model ({}) and the recording (16 kHz mono 16-bit).".format(model))

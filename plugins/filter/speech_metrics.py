@@ -185,7 +185,36 @@ def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
     }
 
 
+def verify_failures(result: Mapping[str, Any], host: str, model: str, scorer: str) -> List[str]:
+    """The gate's messages for voice_verify_result (verify_result's): every path whose check failed, heard too many
+    wrong words or was too slow, each naming what was heard or measured, the limit and where to look; [] passes.
+
+    A path with an error is named by its error alone (it has no transcript to judge). The scorer (the words of
+    sentences.ini) is named for the paths through the running services (mqtt, wyoming), which decode with it.
+    """
+    failures: List[str] = []
+    max_wer, max_rtf = float(result["max_wer"]), float(result["max_rtf"])
+    for check in result.get("checks") or []:
+        path = check["path"]
+        if "error" in check:
+            failures.append("{}: the {} check failed: {}".format(host, path, check["error"]))
+            continue
+        if _float(check["wer"]) > max_wer:
+            failures.append(
+                "{} heard '{}' in {} ({}), expected '{}': word error rate {} is above voice_verify_max_wer {}. Check the model "
+                "({}){} and the recording (16 kHz mono 16-bit).".format(
+                    host, check["transcript"], result["wav"], path, result["expected"], check["wer"], result["max_wer"], model,
+                    ", the scorer {} (the words of sentences.ini)".format(scorer) if path in ("mqtt", "wyoming") else ""))
+        if _float(check["rtf"]) > max_rtf:
+            failures.append(
+                "{} needed {} s for {} s of audio ({}): real-time factor {} is above voice_verify_max_rtf {} (an overloaded or "
+                "throttled Pi, or a model too large for it).".format(
+                    host, check["inference_s"], check["audio_s"], path, check["rtf"], result["max_rtf"]))
+    return failures
+
+
 class FilterModule:
     def filters(self) -> Dict[str, Callable[..., Any]]:
         return {"voice_verify_checks": verify_checks, "voice_verify_wer": word_error_rate,
-                "voice_verify_timing": deepspeech_timing, "voice_verify_result": verify_result}
+                "voice_verify_timing": deepspeech_timing, "voice_verify_result": verify_result,
+                "voice_verify_failures": verify_failures}
