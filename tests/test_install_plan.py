@@ -4,6 +4,10 @@ table and requirements files, for every supported architecture and Python."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict
 
@@ -133,3 +137,32 @@ def test_every_marker_operator() -> None:
 def test_a_marker_the_controller_cannot_decide_for_the_pi_is_refused_with_its_line(marker: str) -> None:
     with pytest.raises(AnsibleFilterError, match="req.txt:2: the marker .* cannot be decided for the Pi"):
         plan.pip_requirements("a==1\nb==2; " + marker, "3.11", "req.txt")
+
+
+def test_the_role_adds_a_configured_arm64_archive_to_the_table_its_dependency_loaded(tmp_path: Path) -> None:
+    """deepspeech_runtime's choice through Ansible: artifact_stage (a dependency) loads the table once, the role adds the
+    configured arm64 archive to it, and the arm64 Pi's choice names that archive; without one the table is as loaded."""
+    url = "https://example.invalid/native_client.arm64.cpu.linux.tar.xz"
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"deepspeech_deps_debian_arch": "arm64", "ansible_facts": {"python": {"version": {"major": 3, "minor": 13, "micro": 5}}}},
+        "tasks": [{"ansible.builtin.include_role": {"name": "deepspeech_runtime", "tasks_from": "choose"}},
+                  {"ansible.builtin.debug": {"msg": "{{ {'entry': artifact_stage_catalog.deepspeech_native_client['0.7.4'].arm64 | default(None),"
+                                                    " 'artifact': deepspeech_runtime_choice.artifact} | to_json }}"}}]}]))
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+
+    def shown(**variables: str) -> Dict[str, Any]:
+        env = dict(os.environ, ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                   ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"))
+        proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                               "-e", "ansible_python_interpreter=" + sys.executable, "-e", json.dumps(variables),
+                               str(tmp_path / "play.yml")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return json.loads(json.loads(proc.stdout)["plays"][0]["tasks"][-1]["hosts"]["localhost"]["msg"])
+
+    configured = shown(deepspeech_runtime_arm64_native_client_url=url, deepspeech_runtime_arm64_native_client_sha256="a" * 64)
+    assert configured["entry"] == {"filename": "native_client.arm64.cpu.linux.tar.xz", "url": url, "sha256": "a" * 64}
+    assert configured["artifact"] == {"name": "deepspeech_native_client", "version": "0.7.4", "variant": "arm64"}
+    default = shown()
+    assert default["entry"] is None and default["artifact"]["name"] != "deepspeech_native_client", default
