@@ -91,6 +91,10 @@ def test_the_fleets_compat_builds_are_one_per_wheel_with_their_library() -> None
                                 "artifact_file": "deepspeech_wheel/0.7.4/" + wheel["filename"], "sha256": wheel["sha256"],
                                 "member": "", "member_sha256": "", "library_dir": "lib-deepspeech_wheel-armhf"}
     assert plan.deepspeech_compat_builds([], CATALOG) == []
+    # Given the cache directory, each build names its wheel's path there (what staging looks for and the build makes).
+    cached = plan.deepspeech_compat_builds(choices, CATALOG, "/cache/compat-wheels/abc/")
+    assert [b["wheel"] for b in cached] == ["/cache/compat-wheels/abc/" + b["filename"] for b in builds]
+    assert [{k: v for k, v in b.items() if k != "wheel"} for b in cached] == builds
 
 
 @pytest.mark.bad_input

@@ -178,3 +178,12 @@ def test_every_problem_is_named_at_once_and_a_refused_cpu_only_once() -> None:
     assert errors[-1].startswith("Not enough free disk space for /opt/voice-appliance: 2000 MiB free on '/', the appliance needs "
                                  "at least 3000 MiB.")
     assert preflight_errors(dict(GOOD, **_python(10, 1)), DF, SETTINGS) == [], "3.10 is not older than 3.9"
+
+
+@pytest.mark.bad_input
+def test_a_python_whose_version_the_facts_lack_is_named_not_raised() -> None:
+    from ansible_collections.pivoice.voice_appliance.plugins.filter.preflight import preflight_errors
+    machine = dict(GOOD, python={"executable": "/usr/bin/python3"})
+    assert preflight_errors(machine, DF, SETTINGS) == [
+        "The Python version of /usr/bin/python3 is unknown (the facts hold no python.version). Gather the Pi's facts (the "
+        "play's gather_facts, or ansible.builtin.setup) before this check."]

@@ -174,3 +174,12 @@ def test_the_gate_names_every_failure_with_what_was_heard_or_measured_and_where_
     wrong_cli = metrics.verify_result(inputs(cli=dict(CLI_OK, stdout="das ist ein fest\n")))
     assert metrics.verify_failures(wrong_cli, "pi-1", model, scorer)[0].endswith(
         "Check the model ({}) and the recording (16 kHz mono 16-bit).".format(model))
+
+
+@pytest.mark.parametrize("rtf, fails", [(3.0, False), (3.01, True)])
+def test_the_row_and_the_gate_judge_a_limit_alike(rtf: float, fails: bool) -> None:
+    # A real-time factor at the limit passes, a hair above fails: the fleet report's row and the gate agree.
+    result = metrics.verify_result(inputs(wyoming=_heard(rtf=rtf), max_rtf=3))
+    failures = metrics.verify_failures(result, "pi-1", "/m/output_graph.tflite", "/s/generated.scorer")
+    assert (result["status"] == "failed", len(failures) == 1) == (fails, fails)
+    assert ("wyoming: RTF" in result["reason"]) == fails

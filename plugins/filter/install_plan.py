@@ -16,12 +16,13 @@ _PYTHON = re.compile(r"^(\d+)\.(\d+)")
 _MARKER = re.compile(r"""^\s*python_version\s*(>=|<=|==|!=|<|>)\s*["']([0-9]+(?:\.[0-9]+)*)["']\s*$""")
 
 
-def _version(text: str) -> tuple:
+def version_tuple(text: str) -> tuple:
+    """(3, 11) from '3.11': versions compared as numbers (3.10 is newer than 3.9)."""
     return tuple(int(part) for part in text.split("."))
 
 
-def _python(python: Any) -> str:
-    """'3.11' from '3.11', '3.11.2' or a facts dict {'major': 3, 'minor': 11}."""
+def python_release(python: Any) -> str:
+    """'3.11' from '3.11', '3.11.2' or a facts dict {'major': 3, 'minor': 11}; refused when it holds none."""
     if isinstance(python, Mapping):
         python = "{}.{}".format(python.get("major", ""), python.get("minor", ""))
     match = _PYTHON.match(str(python))
@@ -36,7 +37,7 @@ def pip_requirements(text: str, python: Any, source: str = "requirements") -> Li
     Evaluated here so that the pip module compares each pin on its own (also in check mode); any other marker
     is refused with its line, since it would be judged by the controller rather than the Pi.
     """
-    version = _version(_python(python))
+    version = version_tuple(python_release(python))
     compare: Dict[str, Callable[[tuple, tuple], bool]] = {
         ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "==": lambda a, b: a == b,
         "!=": lambda a, b: a != b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}
@@ -52,7 +53,7 @@ def pip_requirements(text: str, python: Any, source: str = "requirements") -> Li
                 raise AnsibleFilterError(
                     "{}:{}: the marker {!r} cannot be decided for the Pi; only python_version OP \"X.Y\" is supported "
                     "(split the line into one pin per Python range)".format(source, number, marker.strip()))
-            if not compare[match.group(1)](version, _version(match.group(2))):
+            if not compare[match.group(1)](version, version_tuple(match.group(2))):
                 continue
         pins.append(requirement.replace(" ", ""))
     return pins
@@ -69,7 +70,7 @@ def deepspeech_runtime_choice(arch: str, python: Any, version: str, x86_flavour:
     platforms = dict(wheel_platforms or {})
     if arch not in platforms:
         raise AnsibleFilterError("no wheel platform tag for {!r} in deepspeech_runtime_wheel_platforms".format(arch))
-    python_version = _python(python)
+    python_version = python_release(python)
     flavour = x86_flavour if arch == "amd64" else "tflite"
     if arch == "arm64" and arm64_native_client_url:
         # A user-supplied native_client archive overrides the official library from the npm package.
@@ -88,8 +89,10 @@ def deepspeech_runtime_choice(arch: str, python: Any, version: str, x86_flavour:
             "cache_subdir": compat_subdir + "/", "requirement": "deepspeech=={}+{}".format(version, label)}
 
 
-def deepspeech_compat_builds(choices: Sequence[Mapping[str, Any]], catalog: Mapping[str, Any]) -> List[Dict[str, Any]]:
-    """The distinct compat wheels of a fleet (one per file name), each with the cached artifact its library is in."""
+def deepspeech_compat_builds(choices: Sequence[Mapping[str, Any]], catalog: Mapping[str, Any], cache: str = "") -> List[Dict[str, Any]]:
+    """The distinct compat wheels of a fleet (one per file name), each with the cached artifact its library is in and,
+    given the compat wheels' cache directory, the path of its wheel there (``wheel``: what staging looks for and the
+    build makes)."""
     builds: Dict[str, Dict[str, Any]] = {}
     for choice in choices:
         if choice.get("kind") != "compat" or choice["filename"] in builds:
@@ -108,6 +111,8 @@ def deepspeech_compat_builds(choices: Sequence[Mapping[str, Any]], catalog: Mapp
             "artifact_file": "{}/{}/{}".format(artifact["name"], artifact["version"], entry["filename"]),
             "sha256": entry.get("sha256", ""), "member": member.get("path", ""), "member_sha256": member.get("sha256", ""),
             "library_dir": "lib-{}-{}".format(artifact["name"], artifact.get("member", choice["arch"]))}
+        if cache:
+            builds[choice["filename"]]["wheel"] = "{}/{}".format(cache.rstrip("/"), choice["filename"])
     return list(builds.values())
 
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Sequence
 
-
-def _version(text: str) -> tuple:
-    return tuple(int(part) for part in str(text).split(".")[:2])
+from ansible.errors import AnsibleFilterError
+from ansible_collections.pivoice.voice_appliance.plugins.filter.install_plan import python_release, version_tuple
 
 
 def preflight_errors(facts: Mapping[str, Any], probe_lines: Sequence[str], settings: Mapping[str, Any]) -> List[str]:
@@ -45,13 +44,19 @@ def preflight_errors(facts: Mapping[str, Any], probe_lines: Sequence[str], setti
     if userland not in arch_map.values():
         errors.append("Unsupported userland architecture '{}' (dpkg --print-architecture) on a '{}' CPU. Supported: {}. Install "
                       "the 32-bit (armhf) or 64-bit (arm64) Raspberry Pi OS.".format(userland, cpu, ", ".join(arch_map.values())))
-    version = facts.get("python", {}).get("version", {})
-    python = "{}.{}".format(version.get("major"), version.get("minor"))
-    if _version(python) < _version(settings["min_python"]):
+    executable = facts.get("python", {}).get("executable", "python3")
+    try:
+        python = python_release(facts.get("python", {}).get("version", {}))
+    except AnsibleFilterError:
+        python = ""
+    if not python:
+        errors.append("The Python version of {} is unknown (the facts hold no python.version). Gather the Pi's facts (the "
+                      "play's gather_facts, or ansible.builtin.setup) before this check.".format(executable))
+    elif version_tuple(python) < version_tuple(str(settings["min_python"])):
         errors.append(
             "Python {} ({}) is too old: the appliance needs Python {} or newer. Upgrade the Pi to Raspberry Pi OS bullseye or "
             "later (bullseye ships Python 3.9, bookworm 3.11, trixie 3.13; buster's 3.7 is too old).".format(
-                python, facts.get("python", {}).get("executable", "python3"), settings["min_python"]))
+                python, executable, settings["min_python"]))
     if int(facts.get("memtotal_mb", 0)) < int(settings["min_ram_mb"]):
         errors.append(
             "Not enough memory: {} MiB total, the appliance needs at least {} MiB (a Raspberry Pi 3 or newer). Use a Pi with "

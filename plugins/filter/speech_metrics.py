@@ -113,6 +113,15 @@ def _client_check(path: str, result: Mapping[str, Any], expected: str) -> Dict[s
             "rtf": heard.get("rtf"), "inference_s": inference, "latency_s": heard.get("latency_s"), "audio_s": heard.get("audio_s")}
 
 
+def _limits_exceeded(check: Mapping[str, Any], max_wer: float, max_rtf: float) -> List[str]:
+    """Which limits a path's check exceeds, of "wer" and "rtf" (none for a check with an error: it has nothing to judge).
+    The one comparison behind both the result's reason and the gate's messages."""
+    if "error" in check:
+        return []
+    return [name for name, value, limit in (("wer", check["wer"], max_wer), ("rtf", check["rtf"], max_rtf))
+            if _float(value) > limit]
+
+
 def _path_checks(inputs: Mapping[str, Any], paths: List[str], expected: str) -> List[Dict[str, Any]]:
     """Each path voice_verify_paths asks for: its check's result, or why it could not run."""
     enabled: Mapping[str, Any] = inputs.get("enabled") or {}
@@ -153,9 +162,10 @@ def verify_result(inputs: Mapping[str, Any]) -> Dict[str, Any]:
         if "error" in check:
             reasons.append("{}: {}".format(check["path"], check["error"]))
             continue
-        if _float(check["wer"]) > max_wer:
+        exceeded = _limits_exceeded(check, max_wer, max_rtf)
+        if "wer" in exceeded:
             reasons.append("{} heard '{}': WER {} > {}".format(check["path"], check["transcript"], check["wer"], max_wer))
-        if _float(check["rtf"]) > max_rtf:
+        if "rtf" in exceeded:
             reasons.append("{}: RTF {} > {}".format(check["path"], check["rtf"], max_rtf))
 
     sums: Mapping[str, Any] = installed.get("model_sums") or {}
@@ -199,13 +209,14 @@ def verify_failures(result: Mapping[str, Any], host: str, model: str, scorer: st
         if "error" in check:
             failures.append("{}: the {} check failed: {}".format(host, path, check["error"]))
             continue
-        if _float(check["wer"]) > max_wer:
+        exceeded = _limits_exceeded(check, max_wer, max_rtf)
+        if "wer" in exceeded:
             failures.append(
                 "{} heard '{}' in {} ({}), expected '{}': word error rate {} is above voice_verify_max_wer {}. Check the model "
                 "({}){} and the recording (16 kHz mono 16-bit).".format(
                     host, check["transcript"], result["wav"], path, result["expected"], check["wer"], result["max_wer"], model,
                     ", the scorer {} (the words of sentences.ini)".format(scorer) if path in ("mqtt", "wyoming") else ""))
-        if _float(check["rtf"]) > max_rtf:
+        if "rtf" in exceeded:
             failures.append(
                 "{} needed {} s for {} s of audio ({}): real-time factor {} is above voice_verify_max_rtf {} (an overloaded or "
                 "throttled Pi, or a model too large for it).".format(
