@@ -104,3 +104,32 @@ def test_a_failing_tool_is_reported_with_its_message(tmp_path: Path) -> None:
     subprocess.run(["groupadd", "--root", str(root), "--system", "taken"], check=True)
     with pytest.raises(RuntimeError, match=r"groupadd --root .* --system voice failed \(\d+\): "):
         _ensure(root)
+
+
+@needs_shadow
+def test_the_accounts_directories_are_put_in_place_in_the_same_call_and_drift_in_them_is_a_change(tmp_path: Path) -> None:
+    root = _etc(tmp_path)
+    base, state = tmp_path / "opt" / "voice-appliance", tmp_path / "var" / "lib" / "voice-appliance"
+    directories = [{"path": str(base), "owner": "root", "group": "root", "mode": "0755"},
+                   {"path": str(state), "owner": "root", "group": "root", "mode": "0750"}]
+    predicted = account.with_directories(_ensure(root, check=True), directories, check=True, want_diff=True)
+    assert predicted["changed"] and sorted(predicted["changes"]) == [str(base), str(state)] and not base.exists()
+    assert len(predicted["diff"]) == 2 and predicted["diff"][0]["after"]["home"] == HOME, "the account's diff, then the paths'"
+    done = account.with_directories(_ensure(root), directories)
+    assert done["created"] == ["group", "user"] and done["changes"] == {str(base): ["created"], str(state): ["created"]}
+    assert (state.stat().st_mode & 0o7777, base.stat().st_mode & 0o7777) == (0o750, 0o755)
+    state.chmod(0o777)  # drift in a directory alone: the account is as it was, the call still reports and repairs it
+    repaired = account.with_directories(_ensure(root), directories)
+    assert (repaired["changed"], repaired["created"], repaired["repaired"]) == (True, [], [])
+    assert list(repaired["changes"]) == [str(state)] and state.stat().st_mode & 0o7777 == 0o750
+    again = account.with_directories(_ensure(root), directories, want_diff=True)
+    assert (again["changed"], again["changes"], len(again["diff"])) == (False, {}, 1)
+
+
+@pytest.mark.bad_input
+def test_a_directory_whose_owner_does_not_exist_is_refused_by_name(tmp_path: Path) -> None:
+    from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import PathsError
+    unchanged = {"changed": False, "created": [], "repaired": [], "diff": {"before": {}, "after": {}}}
+    with pytest.raises(PathsError, match="owner 'no-such-voice-user' is no account on this machine"):
+        account.with_directories(unchanged, [{"path": str(tmp_path / "state"), "owner": "no-such-voice-user", "mode": "0750"}])
+    assert not (tmp_path / "state").exists()

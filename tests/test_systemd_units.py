@@ -253,3 +253,78 @@ def test_a_failed_start_leaves_the_receipt_as_it_was(tmp_path: Path) -> None:
     with pytest.raises(units.UnitsError, match=r"systemctl start -- demo.service failed: Job for demo.service failed"):
         units.ensure([], ["demo.service"], [], [], str(tmp_path), {"path": str(fact), "content": '{"site_id": "new"}\n'}, run=failing)
     assert fact.read_text() == '{"site_id": "old"}\n', "the receipt never names what does not run"
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
+
+
+def _with_files(tmp_path: Path, staged: Any = None) -> Dict[str, Any]:
+    """The role's units with the files they use: a directory, a script given by its content, a recording given by its
+    sum (the action plugin's wire form of a src) and a path that must go."""
+    wav = b"RIFF" + b"\0" * 64
+    return {"directories": [{"path": str(tmp_path / "lib"), "owner": "root", "group": "root", "mode": "0755"}],
+            "files": [{"content": "#!/bin/sh\nexit 0\n", "dest": str(tmp_path / "lib" / "reload.sh"), "owner": "root",
+                       "group": "root", "mode": "0755", "validate": "sh -n %s"},
+                      {"sha256": _sha(wav), "size": len(wav), "dest": str(tmp_path / "lib" / "verify.wav"), "owner": "root",
+                       "group": "root", "mode": "0644"}],
+            "absent": [str(tmp_path / "old.env")], "staged": staged or {},
+            "units": _units(), "started": ["demo-retrain.path"], "directory": str(tmp_path / "system")}
+
+
+@pytest.mark.skipif(not ROOT, reason="unit files are written root-owned")
+def test_the_units_wait_until_every_file_they_use_is_in_place_then_one_call_does_both(tmp_path: Path) -> None:
+    (tmp_path / "system").mkdir()
+    (tmp_path / "old.env").write_text("PASSWORD=x\n")
+    stopped = Recorder(_shows({"Id": "demo-retrain.path", "UnitFileState": "", "ActiveState": "inactive", "LoadState": "not-found"}))
+    # Check mode: the paths and the units are predicted, nothing is written and nothing sent.
+    predicted = units.run(_with_files(tmp_path), check=True, want_diff=True, run=stopped)
+    assert predicted["transfer"] == [str(tmp_path / "lib" / "verify.wav")] and predicted["files_changed"] == ["demo-retrain.service", "demo-retrain.path"]
+    assert set(predicted["changes"]) == {str(tmp_path / "lib"), str(tmp_path / "lib" / "reload.sh"), str(tmp_path / "lib" / "verify.wav"),
+                                         str(tmp_path / "old.env"), "demo-retrain.service", "demo-retrain.path"}
+    assert len(predicted["diff"]) == 3 and not (tmp_path / "lib").exists() and (tmp_path / "old.env").exists()
+    # The first run: the paths are put in place, the recording is to be sent; no unit is installed without it.
+    stopped.calls.clear()
+    first = units.run(_with_files(tmp_path), want_diff=True, run=stopped)
+    assert first["units_pending"] and first["transfer"] == [str(tmp_path / "lib" / "verify.wav")] and first["files_changed"] == []
+    assert (tmp_path / "lib" / "reload.sh").read_text() == "#!/bin/sh\nexit 0\n" and not (tmp_path / "old.env").exists()
+    assert list((tmp_path / "system").iterdir()) == [] and stopped.calls == [], "not even verified or asked about"
+    # The second run, with the recording staged: it is put in place, then the units installed and started.
+    sent = tmp_path / "source-0"
+    sent.write_bytes(b"RIFF" + b"\0" * 64)
+    second = units.run(dict(_with_files(tmp_path, {str(tmp_path / "lib" / "verify.wav"): str(sent)}),
+                            files=[_with_files(tmp_path)["files"][1]], directories=[], absent=[]), want_diff=True, run=stopped)
+    assert second["changes"] == {str(tmp_path / "lib" / "verify.wav"): ["created"], "demo-retrain.service": ["created"],
+                                 "demo-retrain.path": ["created", "enabled", "restarted"]}
+    assert len(second["diff"]) == 2, "the sent file's diff is the first run's"
+    assert (tmp_path / "system" / "demo-retrain.path").read_text() == PATH_UNIT
+    assert ["systemctl", "restart", "--", "demo-retrain.path"] in stopped.calls
+    # Converged: one call, nothing to send, nothing changed.
+    running = Recorder(_shows({"Id": "demo-retrain.path", "UnitFileState": "enabled", "ActiveState": "active", "LoadState": "loaded"}))
+    again = units.run(_with_files(tmp_path), want_diff=True, run=running)
+    assert (again["changed"], again["changes"], again["transfer"], again["diff"]) == (False, {}, [], [])
+    assert "units_pending" not in again and again["files"] == [str(tmp_path / "lib" / "reload.sh"), str(tmp_path / "lib" / "verify.wav")]
+
+
+@pytest.mark.bad_input
+def test_a_file_that_cannot_be_put_in_place_stops_the_call_before_any_unit(tmp_path: Path) -> None:
+    recorder = Recorder()
+    params = dict(_with_files(tmp_path), files=[{"content": "if then\n", "dest": str(tmp_path / "reload.sh"), "owner": "root",
+                                                 "group": "root", "mode": "0755", "validate": "sh -n %s"}], directories=[])
+    with pytest.raises(Exception, match="reload.sh"):
+        units.run(params, run=recorder)
+    assert recorder.calls == [] and not (tmp_path / "system").exists() and not (tmp_path / "reload.sh").exists()
+
+
+def test_the_action_plugin_merges_both_runs_into_one_result() -> None:
+    from ansible_collections.pivoice.voice_appliance.plugins.action.systemd_units import merge
+    first = {"changed": True, "changes": {"/lib": ["created"]}, "files": ["/lib/a.wav"], "transfer": ["/lib/a.wav"],
+             "units_pending": True, "files_changed": [], "diff": [{"before": "", "after": "/lib"}]}
+    second = {"changed": True, "changes": {"/lib/a.wav": ["created"], "demo.service": ["created"]}, "files": ["/lib/a.wav"],
+              "transfer": [], "files_changed": ["demo.service"], "receipt_changed": False, "diff": [{"before": "", "after": "[Unit]"}]}
+    merged = merge(first, second)
+    assert merged["changes"] == {"/lib": ["created"], "/lib/a.wav": ["created"], "demo.service": ["created"]}
+    assert (merged["transfer"], merged["files_changed"], len(merged["diff"]), "units_pending" in merged) == ([], ["demo.service"], 2, False)
+    failed = merge(first, {"failed": True, "msg": "systemd-analyze verify refused demo.service", "changes": {}})
+    assert failed["failed"] and failed["changes"] == {"/lib": ["created"]}, "a failed second run still says what the first changed"

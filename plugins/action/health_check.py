@@ -9,7 +9,7 @@ without the files). A Pi that has them costs one module run. In check mode nothi
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from ansible_collections.pivoice.voice_appliance.plugins.action.paths_state import ActionModule as PathsStateAction
 
@@ -37,11 +37,6 @@ class ActionModule(PathsStateAction):
     MODULE = MODULE
     NAME = "health_check"
     _VALID_ARGS = frozenset(("directories", "files", "checks", "model_dir", "scorer"))
-
-    def _second_args(self, args: Dict[str, Any], wire: List[Dict[str, Any]], staged: Dict[str, str]) -> Dict[str, Any]:
-        """The checks as the task gave them, with the sent files alone (the directories are there since the first run)."""
-        checks = {key: value for key, value in args.items() if key not in ("directories", "files", "absent")}
-        return dict(checks, **super()._second_args(args, wire, staged))
 
     def _merge(self, first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
         return merge(first, second)

@@ -98,19 +98,21 @@ def masked(result: Dict[str, Any]) -> Dict[str, Any]:
 class ActionModule(ActionBase):
     """Runs the module with the sums of the controller's files, then sends only what the Pi lacks.
 
-    A module that puts paths in place before its own work (health_check) reuses it as a subclass: its MODULE, its
-    NAME (the refusals' first word), its _VALID_ARGS, and the second run's arguments and the merge of the two results.
+    A module that puts paths in place before its own work (health_check, systemd_units) reuses it as a subclass: its
+    MODULE, its NAME (the refusals' first word), its _VALID_ARGS and the merge of the two results.
     """
 
     MODULE = MODULE
     NAME = "paths_state"
     TRANSFERS_FILES = False  # a temporary directory on the Pi only when something is sent (no round trip otherwise)
-    _VALID_ARGS = frozenset(("directories", "files", "absent"))
+    PATH_ARGS = frozenset(("directories", "files", "absent"))
+    _VALID_ARGS = PATH_ARGS
 
     def _second_args(self, args: Dict[str, Any], wire: List[Dict[str, Any]], staged: Dict[str, str]) -> Dict[str, Any]:
-        """The second run's arguments: the sent files alone, with where they were staged."""
-        del args
-        return {"files": [entry for entry in wire if entry.get("dest") in staged], "staged": staged}
+        """The second run's arguments: the task's own work (a subclass's checks or units, as the task gave them) with
+        the sent files alone and where they were staged (the directories are there since the first run)."""
+        own = {key: value for key, value in args.items() if key not in self.PATH_ARGS}
+        return dict(own, files=[entry for entry in wire if entry.get("dest") in staged], staged=staged)
 
     def _merge(self, first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
         return merge(first, second)

@@ -9,6 +9,9 @@ shell or comment drifted or who lacks one of its supplementary groups (which are
 module's ``append: true`` did). A supplementary group that does not exist is refused by name before anything changes.
 The logic is plain stdlib (importable and testable without Ansible); ``root`` (the tools' --root, a chroot) lets the
 tests work on a small copy of /etc.
+
+The directories the account owns or uses (its home, say) are put in place in the same call, once the account exists,
+as paths_state puts directories in place and with its code (module_utils/paths.py): one module run for both.
 """
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ import os
 import shutil
 import subprocess
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import PathsError
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ensure as ensure_paths
 
 DOCUMENTATION = r"""
 ---
@@ -53,17 +59,27 @@ options:
     description: The user's comment (GECOS) field.
     type: str
     default: ""
+  directories:
+    description:
+      - Directories to put in place once the account exists, each with C(path) (absolute), C(mode) (an octal string
+        such as C("0750")) and optionally C(owner) and C(group) (the account's own names may be used), as for
+        M(pivoice.voice_appliance.paths_state). Their changes are in RV(changes).
+    type: list
+    elements: dict
+    default: []
 author: voice appliance team
 """
 
 EXAMPLES = r"""
-- name: Create the service group and the unprivileged service account.
+- name: Create the service group, the unprivileged service account and its state directory.
   pivoice.voice_appliance.service_account:
     name: voice
     group: voice
     groups: [audio]
     home: /var/lib/voice-appliance
     comment: Voice appliance (DeepSpeech ASR)
+    directories:
+      - {path: /var/lib/voice-appliance, owner: voice, group: voice, mode: "0750"}
 """
 
 RETURN = r"""
@@ -76,6 +92,10 @@ repaired:
   description: The user's fields that were (or would be) repaired, of C(group), C(home), C(shell), C(comment), C(groups).
   type: list
   elements: str
+  returned: always
+changes:
+  description: Per changed path of O(directories), what changed (as M(pivoice.voice_appliance.paths_state) says).
+  type: dict
   returned: always
 """
 
@@ -162,6 +182,15 @@ def ensure(name: str, group: str, groups: Sequence[str], home: str, shell: str =
             "diff": {"before": steps["before"], "after": after if steps["commands"] else steps["before"]}}
 
 
+def with_directories(account: Dict[str, Any], directories: List[Dict[str, Any]], check: bool = False,
+                     want_diff: bool = False) -> Dict[str, Any]:
+    """The account's result with its directories put in place after it (``changes``; their diff after the account's,
+    ``diff`` then a list). PathsError for a directory that cannot be put in place (an owner that does not exist)."""
+    paths = ensure_paths(list(directories), [], [], {}, check, want_diff)
+    diff = [account["diff"]] + ([paths["diff"]] if "diff" in paths else [])
+    return dict(account, changed=account["changed"] or paths["changed"], changes=paths["changes"], diff=diff)
+
+
 def main() -> None:  # pragma: no cover - exercised through Ansible (tests/test_service_account.py, molecule)
     from ansible.module_utils.basic import AnsibleModule
 
@@ -172,12 +201,14 @@ def main() -> None:  # pragma: no cover - exercised through Ansible (tests/test_
         "home": {"type": "path", "required": True},
         "shell": {"type": "path", "default": "/usr/sbin/nologin"},
         "comment": {"type": "str", "default": ""},
+        "directories": {"type": "list", "elements": "dict", "default": []},
     }, supports_check_mode=True)
     params: Dict[str, Any] = module.params
     try:
-        result = ensure(params["name"], params["group"], params["groups"], params["home"], params["shell"],
-                        params["comment"], check=module.check_mode)
-    except (ValueError, RuntimeError, OSError) as error:
+        result = with_directories(ensure(params["name"], params["group"], params["groups"], params["home"], params["shell"],
+                                         params["comment"], check=module.check_mode),
+                                  params["directories"], module.check_mode, module._diff)
+    except (ValueError, RuntimeError, OSError, PathsError) as error:
         module.fail_json(msg=str(error))
     if not module._diff:
         result.pop("diff")

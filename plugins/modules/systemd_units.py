@@ -16,6 +16,12 @@ role's whole set:
 
 Drift is repaired as before: a deleted or edited unit file, a disabled or stopped unit is a change,
 reported per unit. The planning half is plain stdlib (importable and testable without Ansible).
+
+A role whose units use files of its own (a script, a configuration) puts them in place in the same call:
+``directories``, ``files`` and ``absent`` as paths_state takes them, with its code (module_utils/paths.py) and its
+action plugin (action/systemd_units.py subclasses it), before the units. A file from the controller that the Pi
+lacks is sent and the module runs again with it ``staged``: only that second run installs the units (they may need
+the file), so a unit never starts without its files. A converged Pi costs one module run for both.
 """
 from __future__ import annotations
 
@@ -28,6 +34,9 @@ import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import RECEIPT_SPEC, receipt_result, replace_file
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ARGUMENT_SPEC as PATHS_SPEC
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import PathsError
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ensure as ensure_paths
 
 DOCUMENTATION = r"""
 ---
@@ -43,7 +52,35 @@ description:
   - Supports check mode and diff mode (the unit files' contents).
   - O(receipt) is written once the unit files are in place and the units in their wanted state; a refused unit or
     a failed start leaves it as it was.
+  - First, the directories of O(directories), the files of O(files) and the paths of O(absent) are put in place as
+    M(pivoice.voice_appliance.paths_state) does (its code and, on the controller, its action plugin); their changes
+    are the task's changes too. The units are installed only once every file is in place. A file from the controller
+    that the Pi lacks is sent by the action plugin, which runs the module again with it; only that second run
+    installs the units. In check mode they are planned in any case.
 options:
+  directories:
+    description: Directories to put in place first, as for M(pivoice.voice_appliance.paths_state).
+    type: list
+    elements: dict
+    default: []
+  files:
+    description:
+      - Files to put in place first, as for M(pivoice.voice_appliance.paths_state) (C(dest), C(mode), C(owner),
+        C(group), and C(src) or C(content), C(validate), C(force)...). The directory of each must exist.
+    type: list
+    elements: dict
+    default: []
+  absent:
+    description: Paths that must not exist, as for M(pivoice.voice_appliance.paths_state).
+    type: list
+    elements: path
+    default: []
+  staged:
+    description:
+      - Internal, set by the action plugin on its second call, never by a task. Per destination, the path on the Pi
+        of the content the action plugin copied there.
+    type: dict
+    default: {}
   units:
     description:
       - The unit files, each with C(name) and C(content). A name is a unit (such as C(voice-retrain.path)) or a
@@ -90,8 +127,17 @@ RETURN = r"""
 changes:
   description: >-
     Per changed unit, what changed (C(created), C(content), C(owner), C(mode), C(enabled), C(started), C(restarted),
-    C(disabled), C(stopped)).
+    C(disabled), C(stopped)); per changed path of O(directories), O(files) and O(absent), what changed (as
+    M(pivoice.voice_appliance.paths_state) says).
   type: dict
+  returned: always
+files:
+  description: The destinations of O(files).
+  type: list
+  returned: always
+transfer:
+  description: The files the Pi lacks, which the action plugin sends (in the task's result empty, but in check mode).
+  type: list
   returned: always
 files_changed:
   description: The unit files that were (or in check mode would be) written.
@@ -312,22 +358,40 @@ def ensure(units: List[Dict[str, Any]], started: List[str], restarted: List[str]
                        "before": before[name], "after": wanted[name]} for name in names])
 
 
+def run(params: Dict[str, Any], check: bool = False, want_diff: bool = False, run: Runner = _run) -> Dict[str, Any]:
+    """The module's whole work: the paths put in place (or, ``check``, predicted), then, once every file is there,
+    the units (``ensure``); one result, its ``diff`` a list (the paths', then one per unit file). A run that names a
+    file to send leaves the units to the second run, which leaves the sent files' diff to the first (it showed them
+    as they will be). PathsError, UnitsError or OSError for a request that cannot be carried out."""
+    staged = dict(params.get("staged") or {})
+    paths = ensure_paths(list(params.get("directories") or []), list(params.get("absent") or []),
+                         list(params.get("files") or []), staged, check, want_diff)
+    diffs = [paths["diff"]] if "diff" in paths and not staged else []
+    if paths["transfer"] and not check:
+        return dict(paths, diff=diffs, files_changed=[], receipt_changed=False, units_pending=True)
+    units = ensure(list(params["units"]), list(params.get("started") or []), list(params.get("restarted") or []),
+                   list(params.get("stopped") or []), params.get("directory") or "/etc/systemd/system",
+                   params.get("receipt"), check, run)
+    changes = dict(paths["changes"], **units["changes"])
+    return dict(units, changed=bool(changes), changes=changes, files=paths["files"], transfer=paths["transfer"],
+                diff=diffs + units["diff"])
+
+
 def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
     from ansible.module_utils.basic import AnsibleModule
 
     module = AnsibleModule(
-        argument_spec={"units": {"type": "list", "elements": "dict", "required": True},
-                       "started": {"type": "list", "elements": "str", "default": []},
-                       "restarted": {"type": "list", "elements": "str", "default": []},
-                       "stopped": {"type": "list", "elements": "str", "default": []},
-                       "directory": {"type": "path", "default": "/etc/systemd/system"},
-                       "receipt": RECEIPT_SPEC},
+        argument_spec=dict(PATHS_SPEC,
+                           units={"type": "list", "elements": "dict", "required": True},
+                           started={"type": "list", "elements": "str", "default": []},
+                           restarted={"type": "list", "elements": "str", "default": []},
+                           stopped={"type": "list", "elements": "str", "default": []},
+                           directory={"type": "path", "default": "/etc/systemd/system"},
+                           receipt=RECEIPT_SPEC),
         supports_check_mode=True)
-    params = module.params
     try:
-        out = ensure(params["units"], params["started"], params["restarted"], params["stopped"], params["directory"],
-                     params["receipt"], module.check_mode)
-    except (UnitsError, OSError) as error:
+        out = run(module.params, module.check_mode, module._diff)
+    except (UnitsError, PathsError, OSError) as error:
         module.fail_json(msg=str(error))
     if not (module._diff and out["diff"]):
         out.pop("diff")

@@ -324,7 +324,8 @@ def test_one_plain_re_run_repairs_every_drift_and_reports_it(host: Any) -> None:
     changed = {task["task"]["name"].split(" : ", 1)[-1] for play in report["plays"] for task in play["tasks"]  # ROLE : NAME
                for result in task["hosts"].values() if result.get("changed")}
     repairs = {
-        "the deleted unit file": "Install the retrain service, the path unit that watches the sentences and slots, and the recheck.",
+        "the deleted unit file": "Put the retrain's inputs in place (slots, verification recording, configuration, sentences) and "
+                                 "install its units.",
         "the removed current link": "Switch `current` to this version atomically if a verified copy of it is installed, "
                                     "and prune old versions.",
         "the stopped ASR service": "Install and start the Hermes ASR service and the watcher that reloads it when its model or scorer "
