@@ -258,3 +258,36 @@ def test_a_receipt_that_cannot_be_written_after_the_switch_says_which_virtualenv
     with pytest.raises(penv.ReceiptFailure) as again:
         _ensure(tmp_path, _layers(wheels, "alpha"), receipt=receipt)
     assert "(switched to in this run)" not in str(again.value) and os.path.realpath(str(tmp_path / "venv")) == live
+
+
+def test_the_wheels_are_put_in_place_first_and_the_virtualenv_waits_for_every_one(tmp_path: Path, wheels: Path) -> None:
+    """One call puts the wheel directory and the wheels (given by their sums, as the action plugin sends them) in place
+    and builds; a wheel the Pi lacks is named for sending and no virtualenv is built from the others."""
+    import grp
+    import pwd
+    me, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    pi_wheels = tmp_path / "pi" / "wheels"
+    sources = {name: wheels / "{}-1.0-py3-none-any.whl".format(name) for name in ("alpha", "beta")}
+    files = [{"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "size": path.stat().st_size, "dest": str(pi_wheels / path.name),
+              "owner": me, "group": group, "mode": "0644"} for path in sources.values()]
+    params = {"directories": [{"path": str(tmp_path / "pi"), "mode": "0755"}, {"path": str(pi_wheels), "mode": "0755"}],
+              "files": files, "staged": {}, "link": str(tmp_path / "venv"), "store": str(tmp_path / "venvs"), "python": PYTHON,
+              "system_site_packages": False, "layers": _layers(pi_wheels, "alpha", "beta"), "proof": [["python", "-c", "import alpha, beta"]],
+              "keep_previous": 1, "receipt": None}
+    first = penv.run(params)
+    assert first["work_pending"] and not first["built"] and sorted(first["transfer"]) == sorted(f["dest"] for f in files)
+    assert pi_wheels.is_dir() and list(pi_wheels.iterdir()) == [] and not (tmp_path / "venv").exists()
+    staged = {}
+    for number, path in enumerate(sources.values()):
+        copy = tmp_path / "source-{}".format(number)
+        copy.write_bytes(path.read_bytes())
+        staged[str(pi_wheels / path.name)] = str(copy)
+    second = penv.run(dict(params, directories=[], staged=staged))
+    assert second["built"] and second["changed"] and sorted(second["changes"]) == sorted(staged)
+    assert os.path.islink(str(tmp_path / "venv")) and "work_pending" not in second
+    again = penv.run(params, want_diff=True)
+    assert (again["changed"], again["built"], again["changes"], again["transfer"], "diff" in again) == (False, False, {}, [], False)
+    # Check mode decides from the wheels the Pi has, even while one is still to be sent.
+    (pi_wheels / sources["beta"].name).unlink()
+    predicted = penv.run(params, check=True)
+    assert predicted["transfer"] == [str(pi_wheels / sources["beta"].name)] and predicted["changed"] and predicted["built"]

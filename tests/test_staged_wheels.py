@@ -1,9 +1,9 @@
 """The wheels deepspeech_runtime copies from the controller's artifact cache (its own, and the files the layers of
 rhasspy_asr and wyoming_asr name), in check mode.
 
-A wheel that was never staged is refused by paths_state's action plugin (before anything on the Pi changes)
-with the role's own advice (the entry's fix): the message names the file and how to stage it. A staged wheel
-passes: check mode predicts the copy. Each host runs on this controller (connection local), with the facts of a
+A wheel that was never staged is refused by paths_state's action plugin or its subclass python_env's (before
+anything on the Pi changes) with the role's own advice (the entry's fix): the message names the file and how to
+stage it. A staged wheel passes: check mode predicts the copy. Each host runs on this controller (connection local), with the facts of a
 described Pi and an artifact cache of its own: deepspeech_runtime whole, or wyoming_asr's layer (tasks_from wheel)
 copied as deepspeech_runtime copies it.
 """
@@ -24,8 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 FACTS = {"architecture": "x86_64", "python": {"version": {"major": 3, "minor": 11, "micro": 2}, "executable": sys.executable}}
 STAGE = ": stage it first with ansible-playbook playbooks/stage.yml -i <inventory> (site.yml does this before provisioning)."
 # The copy of each role's wheel (paths_state), by the host that runs it.
-COPIES = {"deepspeech_runtime": "deepspeech_runtime : Create the wheel directories and the local facts directory and copy "
-                                "every layer's wheels to the Pi.",
+COPIES = {"deepspeech_runtime": "deepspeech_runtime : Copy every layer's wheels to the Pi, build the ASR virtualenv from them, "
+                                "prove it and switch to it.",
           "wyoming_asr": "Copy the wyoming layer's files as deepspeech_runtime does."}
 
 PLAYBOOK = """

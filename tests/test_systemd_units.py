@@ -287,7 +287,7 @@ def test_the_units_wait_until_every_file_they_use_is_in_place_then_one_call_does
     # The first run: the paths are put in place, the recording is to be sent; no unit is installed without it.
     stopped.calls.clear()
     first = units.run(_with_files(tmp_path), want_diff=True, run=stopped)
-    assert first["units_pending"] and first["transfer"] == [str(tmp_path / "lib" / "verify.wav")] and first["files_changed"] == []
+    assert first["work_pending"] and first["transfer"] == [str(tmp_path / "lib" / "verify.wav")] and first["files_changed"] == []
     assert (tmp_path / "lib" / "reload.sh").read_text() == "#!/bin/sh\nexit 0\n" and not (tmp_path / "old.env").exists()
     assert list((tmp_path / "system").iterdir()) == [] and stopped.calls == [], "not even verified or asked about"
     # The second run, with the recording staged: it is put in place, then the units installed and started.
@@ -304,7 +304,7 @@ def test_the_units_wait_until_every_file_they_use_is_in_place_then_one_call_does
     running = Recorder(_shows({"Id": "demo-retrain.path", "UnitFileState": "enabled", "ActiveState": "active", "LoadState": "loaded"}))
     again = units.run(_with_files(tmp_path), want_diff=True, run=running)
     assert (again["changed"], again["changes"], again["transfer"], again["diff"]) == (False, {}, [], [])
-    assert "units_pending" not in again and again["files"] == [str(tmp_path / "lib" / "reload.sh"), str(tmp_path / "lib" / "verify.wav")]
+    assert "work_pending" not in again and again["files"] == [str(tmp_path / "lib" / "reload.sh"), str(tmp_path / "lib" / "verify.wav")]
 
 
 @pytest.mark.bad_input
@@ -318,13 +318,51 @@ def test_a_file_that_cannot_be_put_in_place_stops_the_call_before_any_unit(tmp_p
 
 
 def test_the_action_plugin_merges_both_runs_into_one_result() -> None:
-    from ansible_collections.pivoice.voice_appliance.plugins.action.systemd_units import merge
+    from ansible_collections.pivoice.voice_appliance.plugins.action.paths_state import merge_work as merge
     first = {"changed": True, "changes": {"/lib": ["created"]}, "files": ["/lib/a.wav"], "transfer": ["/lib/a.wav"],
-             "units_pending": True, "files_changed": [], "diff": [{"before": "", "after": "/lib"}]}
+             "work_pending": True, "files_changed": [], "diff": [{"before": "", "after": "/lib"}]}
     second = {"changed": True, "changes": {"/lib/a.wav": ["created"], "demo.service": ["created"]}, "files": ["/lib/a.wav"],
               "transfer": [], "files_changed": ["demo.service"], "receipt_changed": False, "diff": [{"before": "", "after": "[Unit]"}]}
     merged = merge(first, second)
     assert merged["changes"] == {"/lib": ["created"], "/lib/a.wav": ["created"], "demo.service": ["created"]}
-    assert (merged["transfer"], merged["files_changed"], len(merged["diff"]), "units_pending" in merged) == ([], ["demo.service"], 2, False)
+    assert (merged["transfer"], merged["files_changed"], len(merged["diff"]), "work_pending" in merged) == ([], ["demo.service"], 2, False)
     failed = merge(first, {"failed": True, "msg": "systemd-analyze verify refused demo.service", "changes": {}})
     assert failed["failed"] and failed["changes"] == {"/lib": ["created"]}, "a failed second run still says what the first changed"
+
+
+@pytest.mark.skipif(not ROOT, reason="unit files are written root-owned")
+def test_a_unit_is_restarted_when_a_file_it_reads_changed_also_across_the_two_runs(tmp_path: Path) -> None:
+    (tmp_path / "system").mkdir()
+    listener = tmp_path / "listener.conf"
+    params = {"files": [{"content": "listener 1883 127.0.0.1\n", "dest": str(listener), "owner": "root", "group": "root", "mode": "0644"}],
+              "units": [], "started": ["demo.service"], "restart_on": {"demo.service": [str(listener)], "other.service": ["/nowhere"]},
+              "directory": str(tmp_path / "system")}
+    running = Recorder(_shows({"Id": "demo.service", "UnitFileState": "enabled", "ActiveState": "active", "LoadState": "loaded"}))
+    first = units.run(params, run=running)
+    assert first["changes"] == {str(listener): ["created"], "demo.service": ["restarted"]}
+    assert running.calls[-1] == ["systemctl", "restart", "--", "demo.service"]
+    running.calls.clear()
+    assert units.run(params, run=running)["changes"] == {} and running.calls[-1][:2] == ["systemctl", "show"], "unchanged: no restart"
+    # A run that waits for a file to be sent passes the restart its own changes call for on to the second run.
+    wav = b"RIFF"
+    pending = units.run(dict(params, files=params["files"] + [{"sha256": _sha(wav), "size": 4, "dest": str(tmp_path / "a.wav"),
+                                                              "owner": "root", "group": "root", "mode": "0644"}],
+                             restarted=["demo.service"]), run=running)
+    assert pending["work_pending"] and pending["restarts_due"] == ["demo.service"]
+    listener.write_text("listener 1884\n")
+    pending = units.run(dict(params, files=params["files"] + [{"sha256": _sha(wav), "size": 4, "dest": str(tmp_path / "a.wav"),
+                                                              "owner": "root", "group": "root", "mode": "0644"}]), run=running)
+    assert pending["restarts_due"] == ["demo.service"] and listener.read_text() == "listener 1883 127.0.0.1\n"
+    assert units.restarts_due({"a.service": ["/x"], "b.service": []}, {"/x": ["content"]}) == ["a.service"]
+
+
+def test_the_second_run_gets_the_units_the_sent_files_and_the_restarts_the_first_found_due() -> None:
+    from ansible_collections.pivoice.voice_appliance.plugins.action.systemd_units import ActionModule
+    action = ActionModule.__new__(ActionModule)  # (_second_args reads no state of the task)
+    args = {"directories": [{"path": "/lib"}], "files": [{"dest": "/lib/a.wav"}, {"dest": "/lib/b.conf"}], "absent": ["/old"],
+            "units": _units(), "started": ["demo-retrain.path"], "restarted": ["x.service"], "restart_on": {"x.service": ["/lib/b.conf"]}}
+    wire = [{"dest": "/lib/a.wav", "sha256": "0" * 64, "size": 4}, {"dest": "/lib/b.conf", "content": "b"}]
+    second = action._second_args(args, wire, {"/lib/a.wav": "/tmp/source-0"},
+                                 {"restarts_due": ["x.service", "demo-retrain.path"], "work_pending": True})
+    assert second == {"units": _units(), "started": ["demo-retrain.path"], "restarted": ["x.service", "demo-retrain.path"],
+                      "restart_on": {"x.service": ["/lib/b.conf"]}, "files": [wire[0]], "staged": {"/lib/a.wav": "/tmp/source-0"}}

@@ -81,6 +81,23 @@ def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
     return dict(first, transfer=[])
 
 
+def merge_work(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
+    """One result from the two runs of a module whose own work follows the paths and changes the Pi (systemd_units'
+    units, python_env's virtualenv): the changes of both (the paths from the first, the sent files and the work's
+    from the second), the work's result from the second, both diffs. The second's failure (a sum that did not
+    arrive, a refused unit, a failed build) is the task's, with the first's changes (they were made)."""
+    changes = dict(first.get("changes") or {}, **(second.get("changes") or {}))
+    if second.get("failed"):
+        return dict(second, changes=changes)
+    merged = dict(second, changed=bool(first.get("changed") or second.get("changed")), changes=changes,
+                  files=first.get("files", []), transfer=[])
+    if "diff" in first or "diff" in second:
+        merged["diff"] = list(first.get("diff") or []) + list(second.get("diff") or [])
+    for key in ("work_pending", "restarts_due"):  # the first run's word to the second, not the task's result
+        merged.pop(key, None)
+    return merged
+
+
 def masked(result: Dict[str, Any]) -> Dict[str, Any]:
     """The result without the files' contents in its invocation (shown with -v): a content may be a secret one
     day, and its size and sum say what was asked for."""
@@ -108,9 +125,12 @@ class ActionModule(ActionBase):
     PATH_ARGS = frozenset(("directories", "files", "absent"))
     _VALID_ARGS = PATH_ARGS
 
-    def _second_args(self, args: Dict[str, Any], wire: List[Dict[str, Any]], staged: Dict[str, str]) -> Dict[str, Any]:
+    def _second_args(self, args: Dict[str, Any], wire: List[Dict[str, Any]], staged: Dict[str, str],
+                     first: Dict[str, Any]) -> Dict[str, Any]:
         """The second run's arguments: the task's own work (a subclass's checks or units, as the task gave them) with
-        the sent files alone and where they were staged (the directories are there since the first run)."""
+        the sent files alone and where they were staged (the directories are there since the first run). ``first``
+        is the first run's result."""
+        del first
         own = {key: value for key, value in args.items() if key not in self.PATH_ARGS}
         return dict(own, files=[entry for entry in wire if entry.get("dest") in staged], staged=staged)
 
@@ -210,7 +230,7 @@ class ActionModule(ActionBase):
                 staged[dest] = remote
             self._fixup_perms2([tmpdir] + list(staged.values()))
             second = self._execute_module(module_name=self.MODULE, task_vars=task_vars,
-                                          module_args=self._second_args(args, wire, staged))
+                                          module_args=self._second_args(args, wire, staged, first))
         finally:
             if made_tmp:
                 self._remove_tmp_path(self._connection._shell.tmpdir)

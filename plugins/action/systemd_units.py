@@ -9,24 +9,12 @@ puts them in place and installs the units. A Pi that has them costs one module r
 """
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from ansible_collections.pivoice.voice_appliance.plugins.action.paths_state import ActionModule as PathsStateAction
+from ansible_collections.pivoice.voice_appliance.plugins.action.paths_state import merge_work
 
 MODULE = "pivoice.voice_appliance.systemd_units"
-
-
-def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
-    """One result from the two module runs: the changes of both (the paths from the first, the sent files and the
-    units from the second), the units' result from the second, both diffs. The second's failure (a sum that did not
-    arrive, a refused unit) is the task's, with the first's changes (they were made)."""
-    if second.get("failed"):
-        return dict(second, changes=dict(first.get("changes") or {}, **(second.get("changes") or {})))
-    changes = dict(first.get("changes") or {}, **(second.get("changes") or {}))
-    merged = dict(second, changed=bool(changes), changes=changes, files=first.get("files", []), transfer=[])
-    if "diff" in first or "diff" in second:
-        merged["diff"] = list(first.get("diff") or []) + list(second.get("diff") or [])
-    return merged
 
 
 class ActionModule(PathsStateAction):
@@ -34,7 +22,16 @@ class ActionModule(PathsStateAction):
 
     MODULE = MODULE
     NAME = "systemd_units"
-    _VALID_ARGS = frozenset(("directories", "files", "absent", "units", "started", "restarted", "stopped", "directory", "receipt"))
+    _VALID_ARGS = frozenset(("directories", "files", "absent", "units", "started", "restarted", "restart_on", "stopped",
+                             "directory", "receipt"))
+
+    def _second_args(self, args: Dict[str, Any], wire: List[Dict[str, Any]], staged: Dict[str, str],
+                     first: Dict[str, Any]) -> Dict[str, Any]:
+        """The units as the task gave them, with the restarts the first run's changes call for (the second run sees
+        only the sent files' changes)."""
+        second = super()._second_args(args, wire, staged, first)
+        second["restarted"] = list(dict.fromkeys(list(second.get("restarted") or []) + list(first.get("restarts_due") or [])))
+        return second
 
     def _merge(self, first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
-        return merge(first, second)
+        return merge_work(first, second)

@@ -17,6 +17,11 @@ The store keeps the live virtualenv and the newest ``keep_previous`` others; a b
 (power loss) has no marker and is removed. A virtualenv that still sits where the link belongs (the layout
 of earlier releases) is moved into the store once the new one is proved.
 
+The wheels it is built from are put in place in the same call: ``directories`` and ``files`` as paths_state takes
+them, with its code (module_utils/paths.py) and its action plugin (action/python_env.py subclasses it). A wheel the
+Pi lacks is sent and the module runs again with it ``staged``; only that second run decides and builds (a build
+from some of the wheels would be a wrong one). A converged Pi costs one module run for both.
+
 The logic is plain stdlib (importable and testable without Ansible).
 """
 from __future__ import annotations
@@ -31,6 +36,9 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import RECEIPT_SPEC, receipt_result
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ARGUMENT_SPEC as PATHS_SPEC
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import PathsError
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ensure as ensure_paths
 
 DOCUMENTATION = r"""
 ---
@@ -48,7 +56,30 @@ description:
   - Supports check mode (reports whether a build would happen).
   - O(receipt) is written once the virtualenv of these inputs is live (proved and switched to in this run, or found
     live); a failed build leaves it as it was.
+  - First, the directories of O(directories) and the files of O(files) (the wheels) are put in place as
+    M(pivoice.voice_appliance.paths_state) does (its code and, on the controller, its action plugin); their changes
+    are the task's changes too (RV(changes)). The virtualenv is decided only once every file is in place. A wheel
+    from the controller that the Pi lacks is sent by the action plugin, which runs the module again with it; only
+    that second run decides and builds. In check mode it is decided in any case, from the wheels the Pi has.
 options:
+  directories:
+    description: Directories to put in place first (the wheel directories), as for M(pivoice.voice_appliance.paths_state).
+    type: list
+    elements: dict
+    default: []
+  files:
+    description:
+      - Files to put in place first (the wheels, each by its C(src) on the controller), as for
+        M(pivoice.voice_appliance.paths_state). The directory of each must exist.
+    type: list
+    elements: dict
+    default: []
+  staged:
+    description:
+      - Internal, set by the action plugin on its second call, never by a task. Per destination, the path on the Pi
+        of the content the action plugin copied there.
+    type: dict
+    default: {}
   link:
     description: The path the services use; a symbolic link to the live virtualenv.
     type: path
@@ -102,6 +133,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+changes:
+  description: Per changed path of O(directories) and O(files), what changed (as M(pivoice.voice_appliance.paths_state) says).
+  type: dict
+  returned: always
+files:
+  description: The destinations of O(files).
+  type: list
+  returned: always
+transfer:
+  description: The files the Pi lacks, which the action plugin sends (in the task's result empty, but in check mode).
+  type: list
+  returned: always
 venv:
   description: The live virtualenv's directory after the run (in check mode, the one it would be built in).
   type: str
@@ -397,11 +440,27 @@ def ensure(link: str, store: str, python: str, system_site_packages: bool, layer
     return result
 
 
+def run(params: Dict[str, Any], check: bool = False, want_diff: bool = False) -> Dict[str, Any]:
+    """The module's whole work: the wheels put in place (or, ``check``, predicted), then, once every one is there,
+    the virtualenv (``ensure``). A run that names a wheel to send leaves the virtualenv to the second run, which
+    leaves the sent files' diff to the first. PathsError, EnvError, ReceiptFailure or OSError for a request that
+    cannot be carried out."""
+    staged = dict(params.get("staged") or {})
+    paths = ensure_paths(list(params.get("directories") or []), [], list(params.get("files") or []), staged, check, want_diff)
+    diff = {"diff": paths["diff"]} if "diff" in paths and not staged else {}
+    if paths["transfer"] and not check:
+        return dict(paths, built=False, receipt_changed=False, work_pending=True, **diff)
+    env = ensure(params["link"], params["store"], params["python"], params["system_site_packages"], params["layers"],
+                 params["proof"], params["keep_previous"], check, params["receipt"])
+    return dict(env, changed=env["changed"] or paths["changed"], changes=paths["changes"], files=paths["files"],
+                transfer=paths["transfer"], **diff)
+
+
 def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
     from ansible.module_utils.basic import AnsibleModule
 
     module = AnsibleModule(
-        argument_spec={
+        argument_spec=dict(PATHS_SPEC, **{
             "link": {"type": "path", "required": True},
             "store": {"type": "path", "required": True},
             "python": {"type": "path", "required": True},
@@ -417,13 +476,12 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
             "proof": {"type": "list", "elements": "list", "default": []},
             "keep_previous": {"type": "int", "default": 1},
             "receipt": RECEIPT_SPEC,
-        },
+        }),
         supports_check_mode=True)
     params = module.params
     try:
-        result = ensure(params["link"], params["store"], params["python"], params["system_site_packages"],
-                        params["layers"], params["proof"], params["keep_previous"], module.check_mode, params["receipt"])
-    except ReceiptFailure as error:
+        result = run(params, module.check_mode, module._diff)
+    except (ReceiptFailure, PathsError) as error:
         module.fail_json(msg=str(error))
     except (EnvError, OSError, ValueError) as error:
         module.fail_json(msg="{} (the virtualenv at {} is unchanged)".format(error, params["link"]))

@@ -100,6 +100,12 @@ options:
     type: list
     elements: str
     default: []
+  restart_on:
+    description:
+      - Per unit name, paths of this call's O(files) and O(absent) it reads (its configuration). The unit is restarted
+        when one of them changed, in this run or in the first run of the two the action plugin makes.
+    type: dict
+    default: {}
   stopped:
     description: Unit names that must be disabled and stopped afterwards (a feature turned off).
     type: list
@@ -358,6 +364,11 @@ def ensure(units: List[Dict[str, Any]], started: List[str], restarted: List[str]
                        "before": before[name], "after": wanted[name]} for name in names])
 
 
+def restarts_due(restart_on: Dict[str, Any], changes: Dict[str, Any]) -> List[str]:
+    """The units of ``restart_on`` one of whose paths is among the paths' ``changes``."""
+    return [str(unit) for unit, paths in restart_on.items() if set(map(str, paths or [])) & set(changes)]
+
+
 def run(params: Dict[str, Any], check: bool = False, want_diff: bool = False, run: Runner = _run) -> Dict[str, Any]:
     """The module's whole work: the paths put in place (or, ``check``, predicted), then, once every file is there,
     the units (``ensure``); one result, its ``diff`` a list (the paths', then one per unit file). A run that names a
@@ -367,9 +378,11 @@ def run(params: Dict[str, Any], check: bool = False, want_diff: bool = False, ru
     paths = ensure_paths(list(params.get("directories") or []), list(params.get("absent") or []),
                          list(params.get("files") or []), staged, check, want_diff)
     diffs = [paths["diff"]] if "diff" in paths and not staged else []
+    restarted = list(params.get("restarted") or []) + restarts_due(params.get("restart_on") or {}, paths["changes"])
     if paths["transfer"] and not check:
-        return dict(paths, diff=diffs, files_changed=[], receipt_changed=False, units_pending=True)
-    units = ensure(list(params["units"]), list(params.get("started") or []), list(params.get("restarted") or []),
+        # The second run is told which restarts this run's changes call for (it sees only the sent files).
+        return dict(paths, diff=diffs, files_changed=[], receipt_changed=False, work_pending=True, restarts_due=restarted)
+    units = ensure(list(params["units"]), list(params.get("started") or []), list(dict.fromkeys(restarted)),
                    list(params.get("stopped") or []), params.get("directory") or "/etc/systemd/system",
                    params.get("receipt"), check, run)
     changes = dict(paths["changes"], **units["changes"])
@@ -385,6 +398,7 @@ def main() -> None:  # pragma: no cover - exercised through Ansible in molecule
                            units={"type": "list", "elements": "dict", "required": True},
                            started={"type": "list", "elements": "str", "default": []},
                            restarted={"type": "list", "elements": "str", "default": []},
+                           restart_on={"type": "dict", "default": {}},
                            stopped={"type": "list", "elements": "str", "default": []},
                            directory={"type": "path", "default": "/etc/systemd/system"},
                            receipt=RECEIPT_SPEC),

@@ -330,8 +330,9 @@ def test_one_plain_re_run_repairs_every_drift_and_reports_it(host: Any) -> None:
                                     "and prune old versions.",
         "the stopped ASR service": "Install and start the Hermes ASR service and the watcher that reloads it when its model or scorer "
                                    "changed, and record its MQTT endpoint.",
-        "the edited listener": "Write the local broker's ACL and listener, and remove earlier releases' files and those of the broker mode not in use.",
-        "the removed venv package": "Build the ASR virtualenv from the copied wheels, prove it and switch to it.",
+        "the edited listener": "Write the local broker's ACL, listener and hardening and apply them, and remove earlier releases' "
+                               "files and those of the broker mode not in use.",
+        "the removed venv package": "Copy every layer's wheels to the Pi, build the ASR virtualenv from them, prove it and switch to it.",
     }
     assert {drift: task for drift, task in repairs.items() if task not in changed} == {}, sorted(changed)
 
