@@ -311,3 +311,115 @@ def test_a_failing_proof_fails_the_task_with_the_command_its_exit_code_and_outpu
         "archive was removed. Its output ends: lmplz: cannot allocate memory".format(tools / "a-3" / "bin" / "smoke-test"))
     assert [(entry["argv"], entry["rc"]) for entry in failed["proof"]] == [(SMOKE, 2)]
     assert _state(tools) == before
+
+
+def _archive(tmp_path: Path, name: str = "deepspeech-tools-a-5.tar.gz", extra: Any = None) -> Path:
+    """A tools tarball as the build writes it: ./MANIFEST.json (the marker), bin/smoke-test, a wheel; ``extra`` adds an entry."""
+    import io
+    import tarfile
+    path = tmp_path / "controller" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(str(path), "w:gz") as tar:
+        def add(member: str, data: bytes, mode: int) -> None:
+            info = tarfile.TarInfo(member)
+            info.size, info.mode, info.mtime = len(data), mode, 0
+            tar.addfile(info, io.BytesIO(data))
+        for directory in ("./", "./bin/", "./wheels/"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        add("./MANIFEST.json", b'{"kenlm": "test"}\n', 0o644)
+        add("./bin/smoke-test", ("#!/bin/sh\n" + SMOKE_OK).encode(), 0o4777)
+        add("./wheels/x-1.0-py3-none-any.whl", b"wheel", 0o666)
+        if extra is not None:
+            tar.addfile(*extra)
+    return path
+
+
+def test_unpack_takes_files_and_directories_with_safe_modes_dated_now_and_the_marker_last(tmp_path: Path) -> None:
+    archive = _archive(tmp_path)
+    version = tmp_path / "tools" / "a-5"
+    assert current_link.unpack(str(archive), str(version), "MANIFEST.json", check=True) and not version.exists()
+    started = time.time() - 1
+    assert current_link.unpack(str(archive), str(version), "MANIFEST.json")
+    assert sorted(str(p.relative_to(version)) for p in version.rglob("*")) == [
+        "MANIFEST.json", "bin", "bin/smoke-test", "wheels", "wheels/x-1.0-py3-none-any.whl"]
+    assert (version / "bin" / "smoke-test").stat().st_mode & 0o7777 == 0o755, "no set-id bit, no write for group or others"
+    assert (version / "wheels" / "x-1.0-py3-none-any.whl").stat().st_mode & 0o7777 == 0o644
+    assert (version / "MANIFEST.json").stat().st_mtime >= started, "dated by the install, not by the archive (1970)"
+    assert not current_link.unpack(str(archive), str(version), "MANIFEST.json"), "the marker is there: nothing to do"
+    (version / "MANIFEST.json").unlink()  # an unpack cut short before its marker: done again
+    (version / "bin" / "smoke-test").write_text("torn")
+    assert current_link.unpack(str(archive), str(version), "MANIFEST.json")
+    assert (version / "bin" / "smoke-test").read_text().startswith("#!/bin/sh")
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("kind", ["symlink", "climbing", "device"])
+def test_unpack_refuses_an_entry_that_is_no_file_or_directory_inside_before_writing_anything(tmp_path: Path, kind: str) -> None:
+    import tarfile
+    info = tarfile.TarInfo({"symlink": "./bin/lmplz", "climbing": "./../../etc/cron.d/x", "device": "./dev-null"}[kind])
+    if kind == "symlink":
+        info.type, info.linkname = tarfile.SYMTYPE, "/usr/bin/python3"
+    elif kind == "device":
+        info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+    archive = _archive(tmp_path, extra=(info,) if kind != "climbing" else (info, __import__("io").BytesIO(b"")))
+    version = tmp_path / "tools" / "a-5"
+    with pytest.raises(current_link.CurrentLinkError, match=r"unpack: .* holds '{}'".format(info.name.replace(".", r"\."))):
+        current_link.unpack(str(archive), str(version), "MANIFEST.json")
+    assert not version.exists() and not (tmp_path / "etc").exists()
+
+
+UNPACK_PLAY = """
+- name: Install a tools version.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Copy the tarball unless the Pi has it, unpack it, prove it and switch current.
+      pivoice.voice_appliance.current_link:
+        directories:
+          - {path: "{{ tools }}", mode: "0755"}
+          - {path: "{{ tools }}/{{ version }}", mode: "0755"}
+        files:
+          - {src: "{{ tarball }}", dest: "{{ tools }}/{{ tarball | basename }}", mode: "0644"}
+        unpack: {archive: "{{ tools }}/{{ tarball | basename }}", marker: MANIFEST.json}
+        path: "{{ tools }}"
+        version: "{{ version }}"
+        keep: 1
+        keep_files: ["{{ tarball | basename }}"]
+        proof: [[bin/smoke-test]]
+"""
+
+
+def _unpack_play(tmp_path: Path, tools: Path, tarball: Path, version: str, check: bool = False) -> Dict[str, Any]:
+    """ansible-playbook on this machine through an interpreter that notes each module run (the play runs nothing else)."""
+    runs, wrapper = tmp_path / "module-runs", tmp_path / "python"
+    wrapper.write_text("#!/bin/sh\necho run >> {}\nexec {} \"$@\"\n".format(runs, sys.executable))
+    wrapper.chmod(0o755)
+    (tmp_path / "unpack.yml").write_text(UNPACK_PLAY)
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+    before = runs.read_text().count("run") if runs.exists() else 0
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", json.dumps({"ansible_python_interpreter": str(wrapper), "tools": str(tools), "tarball": str(tarball),
+                                             "version": version}), str(tmp_path / "unpack.yml")] + (["--check"] if check else []),
+                          env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"),
+                                   ANSIBLE_PIPELINING="1"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return dict(json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"],
+                module_runs=runs.read_text().count("run") - before)
+
+
+def test_a_version_arrives_unpacks_proves_and_goes_live_in_one_task_and_a_converged_pi_costs_one_module_run(tmp_path: Path) -> None:
+    tools, tarball = tmp_path / "pi" / "tools", _archive(tmp_path)
+    predicted = _unpack_play(tmp_path, tools, tarball, "a-5", check=True)
+    assert predicted["changed"] and predicted["module_runs"] == 1 and not tools.exists()
+    assert predicted["changes"][str(tools / "a-5")] == ["created", "unpacked"] and "a-5 would be unpacked first" in predicted["proof_skipped"]
+    cold = _unpack_play(tmp_path, tools, tarball, "a-5")
+    assert cold["changed"] and cold["module_runs"] == 2, "the first run names the tarball, the second unpacks, proves, switches"
+    assert cold["changes"] == {str(tools): ["created"], str(tools / "a-5"): ["created", "unpacked"], str(tools / tarball.name): ["created"]}, \
+        cold["changes"]
+    assert [e["rc"] for e in cold["proof"]] == [0] and os.readlink(str(tools / "current")) == "a-5" and cold["transfer"] == []
+    warm = _unpack_play(tmp_path, tools, tarball, "a-5")
+    assert (warm["changed"], warm["changes"], warm["module_runs"]) == (False, {}, 1) and warm["proof"][0]["rc"] == 0
+    assert not _unpack_play(tmp_path, tools, tarball, "a-5", check=True)["changed"]

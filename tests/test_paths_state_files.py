@@ -75,6 +75,8 @@ def test_a_controller_file_is_asked_for_only_when_the_pi_lacks_its_content(tmp_p
     entry = {"sha256": _sha(data), "size": len(data), "dest": str(wheel), "owner": ME, "group": MY_GROUP, "mode": "0644"}
     first = _run([entry])
     assert first["transfer"] == [str(wheel)] and first["changes"] == {str(wheel): ["created"]}
+    assert shared.ensure([], [], [{"content": "x\n", "dest": str(tmp_path / "x.txt"), "mode": "0644"}, entry], check=True)["transfer_index"] == [1], \
+        "the files to send by their place in files too (a masked path is found by it)"
     assert not wheel.exists(), "nothing is written before the content arrived"
     staged = tmp_path / "staged-0"
     staged.write_bytes(data)
@@ -256,7 +258,7 @@ def test_without_diff_the_module_describes_no_path_and_sums_each_file_once(tmp_p
     params = _changing(tmp_path)
     calls = _counting(monkeypatch)
     out = _main(monkeypatch, params, diff=False)
-    assert out == {"changed": True, "transfer": [], "files": [str(tmp_path / "retrain.json"), str(tmp_path / "reload.sh")],
+    assert out == {"changed": True, "transfer": [], "transfer_index": [], "files": [str(tmp_path / "retrain.json"), str(tmp_path / "reload.sh")],
                    "changes": {str(tmp_path / "new"): ["created"], str(tmp_path / "retrain.json"): ["content"],
                                str(tmp_path / "reload.sh"): ["mode"]}}
     assert calls == {"sha256_file": 3, "_state": 0}, "the plan sums both files, the written one is checked; no diff"

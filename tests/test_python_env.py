@@ -291,3 +291,46 @@ def test_the_wheels_are_put_in_place_first_and_the_virtualenv_waits_for_every_on
     (pi_wheels / sources["beta"].name).unlink()
     predicted = penv.run(params, check=True)
     assert predicted["transfer"] == [str(pi_wheels / sources["beta"].name)] and predicted["changed"] and predicted["built"]
+
+
+ENV_PLAY = """
+- name: Build a virtualenv from wheels sent by the controller.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Copy the wheel and a CA file unless the Pi has them, build the virtualenv and switch to it.
+      pivoice.voice_appliance.python_env:
+        directories: [{path: "{{ pi }}", mode: "0755"}, {path: "{{ pi }}/wheels", mode: "0755"}]
+        files:
+          - {src: "{{ wheel }}", dest: "{{ pi }}/wheels/{{ wheel | basename }}", mode: "0644"}
+          - {src: "{{ ca }}", dest: "{{ pi }}/wheels/pip-ca.crt", mode: "0644"}
+        link: "{{ pi }}/venv"
+        store: "{{ pi }}/venvs"
+        python: "{{ py }}"
+        layers:
+          - {name: local, requirements: [alpha==1.0], find_links: ["{{ pi }}/wheels"], index: false, deps: false,
+             env: {VOICE_TEST_CA: "{{ pi }}/wheels/pip-ca.crt"}}
+        proof: [[python, -c, "import alpha"]]
+"""
+
+
+def test_a_sent_file_whose_path_is_a_secret_option_value_still_reaches_the_pi_before_the_build(tmp_path: Path, wheels: Path) -> None:
+    """A layer's env is no_log, so Ansible masks its values in the module's result, a path too (pip's CA file, as
+    rhasspy_asr gives it): the action plugin finds the files to send by their place, and the build sees every one."""
+    import json
+    import subprocess
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "play.yml").write_text(ENV_PLAY)
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+    pi = tmp_path / "pi"
+    extra = {"ansible_python_interpreter": sys.executable, "pi": str(pi), "py": PYTHON, "ca": str(tmp_path / "ca.pem"),
+             "wheel": str(wheels / "alpha-1.0-py3-none-any.whl")}
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local", "-e", json.dumps(extra),
+                           str(tmp_path / "play.yml")],
+                          env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"),
+                                   ANSIBLE_PIPELINING="1"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    task = json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert task["built"] and task["transfer"] == [] and (pi / "wheels" / "pip-ca.crt").read_text() == "-----BEGIN CERTIFICATE-----\n"
+    assert str(pi / "wheels" / "pip-ca.crt") in task["changes"] and os.path.islink(str(pi / "venv"))

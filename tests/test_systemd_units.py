@@ -323,6 +323,8 @@ def test_the_action_plugin_merges_both_runs_into_one_result() -> None:
              "work_pending": True, "files_changed": [], "diff": [{"before": "", "after": "/lib"}]}
     second = {"changed": True, "changes": {"/lib/a.wav": ["created"], "demo.service": ["created"]}, "files": ["/lib/a.wav"],
               "transfer": [], "files_changed": ["demo.service"], "receipt_changed": False, "diff": [{"before": "", "after": "[Unit]"}]}
+    merged = merge(dict(first, changes={"/lib": ["created"], "demo.service": ["created"]}), dict(second, changes={"demo.service": ["created", "started"]}))
+    assert merged["changes"] == {"/lib": ["created"], "demo.service": ["created", "started"]}, "what both runs did to a path, once each"
     merged = merge(first, second)
     assert merged["changes"] == {"/lib": ["created"], "/lib/a.wav": ["created"], "demo.service": ["created"]}
     assert (merged["transfer"], merged["files_changed"], len(merged["diff"]), "work_pending" in merged) == ([], ["demo.service"], 2, False)

@@ -17,7 +17,7 @@ MODULE = "pivoice.voice_appliance.health_check"
 
 # What the second run adds to the first one's result: everything but the paths' own keys, which the first run
 # already says in full (every change, the sent files too, and its diff shows them as they will be).
-PATHS_KEYS = frozenset(("changed", "changes", "files", "transfer", "diff", "invocation", "checks_skipped"))
+PATHS_KEYS = frozenset(("changed", "changes", "files", "transfer", "transfer_index", "diff", "invocation", "checks_skipped"))
 
 
 def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
@@ -27,7 +27,7 @@ def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
         return dict(second, changes=dict(first.get("changes") or {}))
     merged = {key: value for key, value in first.items() if key in PATHS_KEYS and key != "checks_skipped"}
     merged.update({key: value for key, value in second.items() if key not in PATHS_KEYS})
-    merged["transfer"] = []
+    merged["transfer"], merged["transfer_index"] = [], []
     return merged
 
 

@@ -78,7 +78,7 @@ def merge(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
     is the task's failure."""
     if second.get("failed"):
         return dict(second, changes=dict(first.get("changes") or {}))
-    return dict(first, transfer=[])
+    return dict(first, transfer=[], transfer_index=[])
 
 
 def merge_work(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
@@ -86,11 +86,13 @@ def merge_work(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
     units, python_env's virtualenv): the changes of both (the paths from the first, the sent files and the work's
     from the second), the work's result from the second, both diffs. The second's failure (a sum that did not
     arrive, a refused unit, a failed build) is the task's, with the first's changes (they were made)."""
-    changes = dict(first.get("changes") or {}, **(second.get("changes") or {}))
+    changes = {path: list(what) for path, what in (first.get("changes") or {}).items()}
+    for path, what in (second.get("changes") or {}).items():
+        changes[path] = changes.get(path, []) + [word for word in what if word not in changes.get(path, [])]
     if second.get("failed"):
         return dict(second, changes=changes)
     merged = dict(second, changed=bool(first.get("changed") or second.get("changed")), changes=changes,
-                  files=first.get("files", []), transfer=[])
+                  files=first.get("files", []), transfer=[], transfer_index=[])
     if "diff" in first or "diff" in second:
         merged["diff"] = list(first.get("diff") or []) + list(second.get("diff") or [])
     for key in ("work_pending", "restarts_due"):  # the first run's word to the second, not the task's result
@@ -203,6 +205,18 @@ class ActionModule(ActionBase):
             raise AnsibleError(self.NAME + ": file {}: {} is not on the controller ({}){}".format(
                 dest, what, (str(error).strip().splitlines() or [""])[0], ". " + fix if fix else "")) from None
 
+    @staticmethod
+    def _transfer(first: Dict[str, Any], wire: List[Dict[str, Any]], sources: Dict[str, str]) -> List[str]:
+        """The destinations the first run asks for, found by their place in ``files`` (transfer_index): a path in a
+        module's result is masked when it equals a value of a no_log option, and a masked name would be sent nowhere."""
+        index = first.get("transfer_index")
+        if isinstance(index, list):
+            dests = [str(wire[number].get("dest")) for number in index
+                     if isinstance(number, int) and not isinstance(number, bool) and 0 <= number < len(wire)]
+        else:
+            dests = [str(dest) for dest in first.get("transfer") or []]
+        return [dest for dest in dests if dest in sources]
+
     def run(self, tmp: Any = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         result = super().run(tmp, task_vars)
         del tmp
@@ -214,7 +228,7 @@ class ActionModule(ActionBase):
             return result
         args["files"] = wire
         first = self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars)
-        transfer = [dest for dest in first.get("transfer") or [] if dest in sources]
+        transfer = self._transfer(first, wire, sources)
         if first.get("failed") or not transfer or self._task.check_mode:
             result.update(masked(first))
             return result

@@ -347,7 +347,12 @@ def ensure(directories: List[Dict[str, Any]], absent: List[str], files: Optional
     if result["changed"] and not check:
         apply(result)
     after = states(result, after=True) if want_diff and not check else None
+    # transfer_index: the same files by their place in ``files``. Ansible masks, in a module's result, every string
+    # that equals (or holds) a value of a no_log option, a path too (python_env's layer env may name pip's CA file):
+    # the action plugin finds the files to send by their place, which no masking touches.
     out: Dict[str, Any] = {"changed": result["changed"], "changes": result["changes"], "transfer": result["transfer"],
+                           "transfer_index": [number for number, want in enumerate(result["files"])
+                                              if want["dest"] in result["transfer"]],
                            "files": [want["dest"] for want in result["files"]]}
     if want_diff and result["changed"]:
         out["diff"] = diff(result, before, after)

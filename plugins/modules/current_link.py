@@ -12,16 +12,25 @@ dates them: the tarball is unpacked with ``--touch``). Of the archives (``archiv
 stay; every kept directory is complete, so its archive is no longer needed. Hidden entries (a name starting with
 a dot) are never touched. Check mode predicts (and still proves a version that is there: a proof only reads).
 The logic is plain stdlib (importable and testable without Ansible).
+
+The version arrives in the same call: its directories and its archive are put in place as paths_state does, with
+its code (module_utils/paths.py) and its action plugin (action/current_link.py subclasses it; the archive is sent
+only when the Pi lacks it, and then the module runs again with it ``staged``), and the archive is unpacked into
+the version's directory unless its ``marker`` is there (``unpack``). A converged Pi costs one module run.
 """
 from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Dict, List, Sequence
+import tarfile
+from typing import Any, Dict, List, Optional, Sequence
 
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.commands import run_command
-from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import (VersionError, read_link, set_link,
-                                                                                   version_dir)
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable import (VersionError, fsync_dir, read_link,
+                                                                                   set_link, version_dir)
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ARGUMENT_SPEC as PATHS_SPEC
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import PathsError
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ensure as ensure_paths
 
 DOCUMENTATION = r"""
 ---
@@ -39,7 +48,48 @@ description:
     (an earlier task would unpack it) the proof is skipped, the reason is returned in RV(proof_skipped) and the
     switch and the pruning are predicted.
   - Entries whose name starts with a dot are never touched.
+  - First, the directories of O(directories) and the files of O(files) (the version's archive) are put in place as
+    M(pivoice.voice_appliance.paths_state) does (its code and, on the controller, its action plugin); their changes
+    are the task's changes too (RV(changes)). A file from the controller that the Pi lacks is sent by the action
+    plugin, which runs the module again with it; only that second run unpacks, proves and switches.
+  - Then, with O(unpack), the archive is unpacked into the version's directory unless the marker is there. In check
+    mode an unpack is predicted (in RV(changes)) and the proof skipped.
 options:
+  directories:
+    description: Directories to put in place first, as for M(pivoice.voice_appliance.paths_state).
+    type: list
+    elements: dict
+    default: []
+  files:
+    description: Files to put in place first (the archive, by its C(src) on the controller), as for M(pivoice.voice_appliance.paths_state).
+    type: list
+    elements: dict
+    default: []
+  staged:
+    description:
+      - Internal, set by the action plugin on its second call, never by a task. Per destination, the path on the Pi
+        of the content the action plugin copied there.
+    type: dict
+    default: {}
+  unpack:
+    description:
+      - The version's archive, C(archive) (its path on the Pi, a tar file, compressed or not), unpacked into
+        O(path)/O(version) unless C(marker) (a path inside it) exists. The marker is written last, so an unpack
+        that was cut short is done again.
+      - Only regular files and directories inside the version's directory are taken. Any other entry (a link, a
+        device, an absolute name or one with C(..)) is refused by name before anything is written.
+      - The entries are owned by the module's user (root), keep their modes without set-id bits and group or other
+        write permission, and are dated by the unpack (the version's age, by which pruning orders versions).
+    type: dict
+    suboptions:
+      archive:
+        description: The archive on the Pi.
+        type: path
+        required: true
+      marker:
+        description: The file inside the version's directory whose presence means the version is unpacked.
+        type: str
+        required: true
   path:
     description: The directory that holds the versions, their archives and the link C(current).
     type: path
@@ -90,6 +140,17 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+changes:
+  description: >-
+    Per changed path of O(directories) and O(files), what changed (as M(pivoice.voice_appliance.paths_state) says);
+    the version's directory with C(unpacked) when the archive was (or would be) unpacked.
+  type: dict
+files:
+  description: The destinations of O(files).
+  type: list
+transfer:
+  description: The files the Pi lacks, which the action plugin sends (in the task's result empty, but in check mode).
+  type: list
 current:
   description: Where C(current) points afterwards.
   type: str
@@ -226,24 +287,110 @@ def converge(path: str, version: str, keep: int = 1, archive_suffix: str = ".tar
     return result
 
 
+_TAKEN = "regular files and directories"
+
+
+def _members(tar: "tarfile.TarFile", archive: str) -> List["tarfile.TarInfo"]:
+    """The archive's entries, each checked: a regular file or a directory, named inside the version's directory."""
+    members = tar.getmembers()
+    for member in members:
+        name = os.path.normpath(member.name)
+        if os.path.isabs(member.name) or name == ".." or name.startswith("../"):
+            raise CurrentLinkError("unpack: {} holds {!r}, a name outside the version's directory; nothing was unpacked. "
+                                   "Rebuild the archive with names relative to its top".format(archive, member.name))
+        if not (member.isreg() or member.isdir()):
+            raise CurrentLinkError("unpack: {} holds {!r}, which is not a regular file or a directory (a link or a device); "
+                                   "only {} are taken and nothing was unpacked. Rebuild the archive without it".format(
+                                       archive, member.name, _TAKEN))
+    return members
+
+
+def unpack(archive: str, directory: str, marker: str, check: bool = False) -> bool:
+    """Unpacks ``archive`` into ``directory`` unless ``directory``/``marker`` exists; whether it did (in check mode,
+    would). Every entry is checked before any is written; the marker comes last."""
+    marker_path = os.path.normpath(os.path.join(directory, marker))
+    if not marker_path.startswith(os.path.normpath(directory) + os.sep):
+        raise CurrentLinkError("unpack: the marker {!r} must name a file inside the version's directory {}".format(marker, directory))
+    if os.path.exists(marker_path):
+        return False
+    if check:
+        return True
+    with tarfile.open(archive, "r:*") as tar:
+        members = _members(tar, archive)
+        os.makedirs(directory, 0o755, exist_ok=True)
+        last: Optional["tarfile.TarInfo"] = None
+        for member in members:
+            target = os.path.normpath(os.path.join(directory, member.name))
+            if target == marker_path:
+                last = member
+                continue
+            _extract(tar, member, target)
+        if last is None:
+            raise CurrentLinkError("unpack: {} has no {} (the marker); it is not an archive of this kind of version".format(archive, marker))
+        _extract(tar, last, marker_path)
+    fsync_dir(os.path.dirname(marker_path))
+    return True
+
+
+def _extract(tar: "tarfile.TarFile", member: "tarfile.TarInfo", target: str) -> None:
+    mode = member.mode & 0o755
+    if member.isdir():
+        os.makedirs(target, 0o755, exist_ok=True)
+        os.chmod(target, mode | 0o700)
+        return
+    os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+    source = tar.extractfile(member)
+    assert source is not None  # (a regular file)
+    with source, open(target + ".unpacking", "wb") as handle:
+        shutil.copyfileobj(source, handle, 1 << 20)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(target + ".unpacking", mode)
+    os.replace(target + ".unpacking", target)
+
+
+def run(params: Dict[str, Any], check: bool = False, want_diff: bool = False) -> Dict[str, Any]:
+    """The module's whole work: the version's directories and archive put in place (or, ``check``, predicted),
+    then, once every file is there, the unpack and ``converge``. A run that names a file to send leaves the rest to
+    the second run, which leaves the sent files' diff to the first."""
+    staged = dict(params.get("staged") or {})
+    paths = ensure_paths(list(params.get("directories") or []), [], list(params.get("files") or []), staged, check, want_diff)
+    diff = {"diff": paths["diff"]} if "diff" in paths and not staged else {}
+    if paths["transfer"] and not check:
+        return dict(paths, work_pending=True, **diff)
+    directory = os.path.join(params["path"], params["version"])
+    wanted = dict(params.get("unpack") or {})
+    unpacked = bool(wanted) and unpack(wanted["archive"], directory, wanted["marker"], check)
+    proof = [] if (check and unpacked) else params.get("proof") or []
+    result = converge(params["path"], params["version"], params["keep"], params["archive_suffix"], params["keep_files"],
+                      check=check, proof=proof, proof_timeout=params["proof_timeout"])
+    if check and unpacked and params.get("proof"):
+        result["proof_skipped"] = "check mode: {} would be unpacked first".format(directory)
+    changes = dict(paths["changes"])
+    if unpacked:
+        changes[directory] = list(changes.get(directory, [])) + ["unpacked"]
+    return dict(result, changed=bool(result["changed"] or paths["changed"] or unpacked), changes=changes,
+                files=paths["files"], transfer=paths["transfer"], **diff)
+
+
 def main() -> None:  # pragma: no cover - exercised through Ansible in molecule and tests/test_current_link.py
     from ansible.module_utils.basic import AnsibleModule
 
     module = AnsibleModule(
-        argument_spec={"path": {"type": "path", "required": True}, "version": {"type": "str", "required": True},
-                       "keep": {"type": "int", "default": 1}, "archive_suffix": {"type": "str", "default": ".tar.gz"},
-                       "keep_files": {"type": "list", "elements": "str", "default": []},
-                       "proof": {"type": "list", "elements": "list", "default": []},
-                       "proof_timeout": {"type": "float", "default": PROOF_TIMEOUT}},
+        argument_spec=dict(PATHS_SPEC,
+                           path={"type": "path", "required": True}, version={"type": "str", "required": True},
+                           keep={"type": "int", "default": 1}, archive_suffix={"type": "str", "default": ".tar.gz"},
+                           keep_files={"type": "list", "elements": "str", "default": []},
+                           proof={"type": "list", "elements": "list", "default": []},
+                           proof_timeout={"type": "float", "default": PROOF_TIMEOUT},
+                           unpack={"type": "dict", "options": {
+                               "archive": {"type": "path", "required": True}, "marker": {"type": "str", "required": True}}}),
         supports_check_mode=True)
-    params = module.params
     try:
-        module.exit_json(**converge(params["path"], params["version"], params["keep"], params["archive_suffix"],
-                                    params["keep_files"], check=module.check_mode, proof=params["proof"],
-                                    proof_timeout=params["proof_timeout"]))
+        module.exit_json(**run(module.params, module.check_mode, module._diff))
     except ProofError as error:
         module.fail_json(msg=str(error), proof=error.results)
-    except (CurrentLinkError, VersionError, OSError) as error:
+    except (CurrentLinkError, VersionError, PathsError, OSError, tarfile.TarError) as error:
         module.fail_json(msg=str(error))
 
 
