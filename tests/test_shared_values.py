@@ -195,7 +195,11 @@ def test_every_unit_is_installed_the_one_way() -> None:
             args = task.get("ansible.builtin.template") or task.get("ansible.builtin.copy") or {}
             dest = str(args.get("dest", ""))
             assert not dest.startswith("/etc/systemd/system/"), (path, task["name"])
-            for unit in (task.get("pivoice.voice_appliance.systemd_units") or {}).get("units", []):
+            given = (task.get("pivoice.voice_appliance.systemd_units") or {}).get("units", [])
+            if isinstance(given, str):  # an expression over the task's vars (mqtt_broker's drop-in, with the local broker)
+                given = [value for name, value in (task.get("vars") or {}).items() if name in given and isinstance(value, dict)]
+                assert given, (path, task["name"], "units names none of the task's vars")
+            for unit in given:
                 template = re.search(r"lookup\('ansible.builtin.template', '([^']+)'\)", unit["content"])
                 assert template and (role / "templates" / template.group(1)).is_file(), (path, unit)
                 units.append(unit["name"])

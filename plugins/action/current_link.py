@@ -10,10 +10,7 @@ In check mode nothing is sent.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
-
 from ansible_collections.pivoice.voice_appliance.plugins.action.paths_state import ActionModule as PathsStateAction
-from ansible_collections.pivoice.voice_appliance.plugins.action.paths_state import merge_work
 
 MODULE = "pivoice.voice_appliance.current_link"
 
@@ -22,9 +19,7 @@ class ActionModule(PathsStateAction):
     """Runs current_link with the sum of the controller's archive; sends it only when the Pi lacks it, then switches."""
 
     MODULE = MODULE
+    MERGES_WORK = True
     NAME = "current_link"
     _VALID_ARGS = frozenset(("directories", "files", "path", "version", "keep", "archive_suffix", "keep_files", "proof",
                              "proof_timeout", "unpack"))
-
-    def _merge(self, first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
-        return merge_work(first, second)

@@ -117,12 +117,16 @@ def masked(result: Dict[str, Any]) -> Dict[str, Any]:
 class ActionModule(ActionBase):
     """Runs the module with the sums of the controller's files, then sends only what the Pi lacks.
 
-    A module that puts paths in place before its own work (health_check, systemd_units) reuses it as a subclass: its
-    MODULE, its NAME (the refusals' first word), its _VALID_ARGS and the merge of the two results.
+    A module that puts paths in place before its own work (health_check, systemd_units, python_env, current_link)
+    reuses it as a subclass: its MODULE, its NAME (the refusals' first word), its _VALID_ARGS and the merge of the two
+    results (MERGES_WORK, or a _merge of its own).
     """
 
     MODULE = MODULE
     NAME = "paths_state"
+    # Whether the module's own work follows the paths and changes the Pi (systemd_units, python_env, current_link):
+    # the two runs' results are then merged by merge_work.
+    MERGES_WORK = False
     TRANSFERS_FILES = False  # a temporary directory on the Pi only when something is sent (no round trip otherwise)
     PATH_ARGS = frozenset(("directories", "files", "absent"))
     _VALID_ARGS = PATH_ARGS
@@ -137,7 +141,7 @@ class ActionModule(ActionBase):
         return dict(own, files=[entry for entry in wire if entry.get("dest") in staged], staged=staged)
 
     def _merge(self, first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
-        return merge(first, second)
+        return merge_work(first, second) if self.MERGES_WORK else merge(first, second)
 
     def _wire(self, files: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Dict[str, str]]:
         wire: List[Dict[str, Any]] = []

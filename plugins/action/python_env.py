@@ -10,10 +10,7 @@ nothing is sent.
 """
 from __future__ import annotations
 
-from typing import Any, Dict
-
 from ansible_collections.pivoice.voice_appliance.plugins.action.paths_state import ActionModule as PathsStateAction
-from ansible_collections.pivoice.voice_appliance.plugins.action.paths_state import merge_work
 
 MODULE = "pivoice.voice_appliance.python_env"
 
@@ -22,9 +19,7 @@ class ActionModule(PathsStateAction):
     """Runs python_env with the sums of the controller's wheels; sends only what the Pi lacks, then builds."""
 
     MODULE = MODULE
+    MERGES_WORK = True
     NAME = "python_env"
     _VALID_ARGS = frozenset(("directories", "files", "link", "store", "python", "system_site_packages", "layers", "proof",
                              "keep_previous", "receipt"))
-
-    def _merge(self, first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
-        return merge_work(first, second)

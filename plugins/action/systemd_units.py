@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from ansible_collections.pivoice.voice_appliance.plugins.action.paths_state import ActionModule as PathsStateAction
-from ansible_collections.pivoice.voice_appliance.plugins.action.paths_state import merge_work
 
 MODULE = "pivoice.voice_appliance.systemd_units"
 
@@ -21,6 +20,7 @@ class ActionModule(PathsStateAction):
     """Runs systemd_units with the sums of the controller's files; sends only what the Pi lacks, then installs the units."""
 
     MODULE = MODULE
+    MERGES_WORK = True
     NAME = "systemd_units"
     _VALID_ARGS = frozenset(("directories", "files", "absent", "units", "started", "restarted", "restart_on", "stopped",
                              "directory", "receipt"))
@@ -32,6 +32,3 @@ class ActionModule(PathsStateAction):
         second = super()._second_args(args, wire, staged, first)
         second["restarted"] = list(dict.fromkeys(list(second.get("restarted") or []) + list(first.get("restarts_due") or [])))
         return second
-
-    def _merge(self, first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
-        return merge_work(first, second)

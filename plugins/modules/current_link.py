@@ -55,22 +55,6 @@ description:
   - Then, with O(unpack), the archive is unpacked into the version's directory unless the marker is there. In check
     mode an unpack is predicted (in RV(changes)) and the proof skipped.
 options:
-  directories:
-    description: Directories to put in place first, as for M(pivoice.voice_appliance.paths_state).
-    type: list
-    elements: dict
-    default: []
-  files:
-    description: Files to put in place first (the archive, by its C(src) on the controller), as for M(pivoice.voice_appliance.paths_state).
-    type: list
-    elements: dict
-    default: []
-  staged:
-    description:
-      - Internal, set by the action plugin on its second call, never by a task. Per destination, the path on the Pi
-        of the content the action plugin copied there.
-    type: dict
-    default: {}
   unpack:
     description:
       - The version's archive, C(archive) (its path on the Pi, a tar file, compressed or not), unpacked into
@@ -126,6 +110,8 @@ options:
     description: Seconds each proof command may run; it is then killed with every process it started, and fails.
     type: float
     default: 300
+extends_documentation_fragment:
+  - pivoice.voice_appliance.paths_first
 author: voice appliance team
 """
 

@@ -48,29 +48,6 @@ description:
     the sha256 and modification time of the scorer.
   - The checks and the reading change nothing on the Pi; they also run in check mode.
 options:
-  directories:
-    description:
-      - Directories to put in place first, each with C(path) (absolute), C(mode) (an octal string such as C("0755"))
-        and optionally C(owner) and C(group), as for M(pivoice.voice_appliance.paths_state).
-    type: list
-    elements: dict
-    default: []
-  files:
-    description:
-      - Files to put in place first, each with C(dest) (absolute), C(mode), optionally C(owner) and C(group), and its
-        content as C(src) (a file on the controller, found as ansible.builtin.copy finds it; sent only when the Pi lacks
-        it) or C(content), with the other keys M(pivoice.voice_appliance.paths_state) takes (C(sha256), C(sha256_file),
-        C(fix), C(force), C(validate)).
-      - The directory of each file must exist (list it in O(directories) of the same call).
-    type: list
-    elements: dict
-    default: []
-  staged:
-    description:
-      - Internal, set by the action plugin on its second call, never by a task. Per destination, the path on the Pi
-        of the content the action plugin copied there.
-    type: dict
-    default: {}
   checks:
     description: The checks, run in this order.
     type: list
@@ -102,6 +79,8 @@ options:
     description: The scorer the Pi decodes with; empty when it decodes without one.
     type: path
     default: ""
+extends_documentation_fragment:
+  - pivoice.voice_appliance.paths_first
 author: voice appliance team
 """
 

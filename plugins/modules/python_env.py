@@ -62,24 +62,6 @@ description:
     from the controller that the Pi lacks is sent by the action plugin, which runs the module again with it; only
     that second run decides and builds. In check mode it is decided in any case, from the wheels the Pi has.
 options:
-  directories:
-    description: Directories to put in place first (the wheel directories), as for M(pivoice.voice_appliance.paths_state).
-    type: list
-    elements: dict
-    default: []
-  files:
-    description:
-      - Files to put in place first (the wheels, each by its C(src) on the controller), as for
-        M(pivoice.voice_appliance.paths_state). The directory of each must exist.
-    type: list
-    elements: dict
-    default: []
-  staged:
-    description:
-      - Internal, set by the action plugin on its second call, never by a task. Per destination, the path on the Pi
-        of the content the action plugin copied there.
-    type: dict
-    default: {}
   link:
     description: The path the services use; a symbolic link to the live virtualenv.
     type: path
@@ -116,6 +98,7 @@ options:
     type: int
     default: 1
 extends_documentation_fragment:
+  - pivoice.voice_appliance.paths_first
   - pivoice.voice_appliance.receipt
 author: voice appliance team
 """

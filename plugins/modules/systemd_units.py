@@ -58,29 +58,11 @@ description:
     that the Pi lacks is sent by the action plugin, which runs the module again with it; only that second run
     installs the units. In check mode they are planned in any case.
 options:
-  directories:
-    description: Directories to put in place first, as for M(pivoice.voice_appliance.paths_state).
-    type: list
-    elements: dict
-    default: []
-  files:
-    description:
-      - Files to put in place first, as for M(pivoice.voice_appliance.paths_state) (C(dest), C(mode), C(owner),
-        C(group), and C(src) or C(content), C(validate), C(force)...). The directory of each must exist.
-    type: list
-    elements: dict
-    default: []
   absent:
     description: Paths that must not exist, as for M(pivoice.voice_appliance.paths_state).
     type: list
     elements: path
     default: []
-  staged:
-    description:
-      - Internal, set by the action plugin on its second call, never by a task. Per destination, the path on the Pi
-        of the content the action plugin copied there.
-    type: dict
-    default: {}
   units:
     description:
       - The unit files, each with C(name) and C(content). A name is a unit (such as C(voice-retrain.path)) or a
@@ -116,6 +98,7 @@ options:
     type: path
     default: /etc/systemd/system
 extends_documentation_fragment:
+  - pivoice.voice_appliance.paths_first
   - pivoice.voice_appliance.receipt
 author: voice appliance team
 """
