@@ -391,7 +391,7 @@ UNPACK_PLAY = """
 """
 
 
-def _unpack_play(tmp_path: Path, tools: Path, tarball: Path, version: str, check: bool = False) -> Dict[str, Any]:
+def _unpack_play(tmp_path: Path, tools: Path, tarball: Path, version: str, check: bool = False, diff: bool = False) -> Dict[str, Any]:
     """ansible-playbook on this machine through an interpreter that notes each module run (the play runs nothing else)."""
     runs, wrapper = tmp_path / "module-runs", tmp_path / "python"
     wrapper.write_text("#!/bin/sh\necho run >> {}\nexec {} \"$@\"\n".format(runs, sys.executable))
@@ -401,7 +401,7 @@ def _unpack_play(tmp_path: Path, tools: Path, tarball: Path, version: str, check
     before = runs.read_text().count("run") if runs.exists() else 0
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                            "-e", json.dumps({"ansible_python_interpreter": str(wrapper), "tools": str(tools), "tarball": str(tarball),
-                                             "version": version}), str(tmp_path / "unpack.yml")] + (["--check"] if check else []),
+                                             "version": version}), str(tmp_path / "unpack.yml")] + (["--check"] if check else []) + (["--diff"] if diff else []),
                           env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"),
                                    ANSIBLE_PIPELINING="1"),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
@@ -423,3 +423,13 @@ def test_a_version_arrives_unpacks_proves_and_goes_live_in_one_task_and_a_conver
     warm = _unpack_play(tmp_path, tools, tarball, "a-5")
     assert (warm["changed"], warm["changes"], warm["module_runs"]) == (False, {}, 1) and warm["proof"][0]["rc"] == 0
     assert not _unpack_play(tmp_path, tools, tarball, "a-5", check=True)["changed"]
+
+
+def test_with_diff_the_two_runs_merge_into_one_list_of_diffs(tmp_path: Path) -> None:
+    tools, tarball = tmp_path / "pi" / "tools", _archive(tmp_path)
+    cold = _unpack_play(tmp_path, tools, tarball, "a-5", diff=True)
+    assert cold["module_runs"] == 2 and isinstance(cold["diff"], list) and len(cold["diff"]) == 1, cold.get("diff")
+    shown = cold["diff"][0]
+    assert shown["before"].count("absent") == 3, "the directories and the tarball, each absent before"
+    assert "{}: file root:root 0644 sha256 ".format(tools / tarball.name) in shown["after"], shown["after"]
+    assert "diff" not in _unpack_play(tmp_path, tools, tarball, "a-5", diff=True), "converged: nothing to show"

@@ -93,11 +93,19 @@ def merge_work(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
         return dict(second, changes=changes)
     merged = dict(second, changed=bool(first.get("changed") or second.get("changed")), changes=changes,
                   files=first.get("files", []), transfer=[], transfer_index=[])
-    if "diff" in first or "diff" in second:
-        merged["diff"] = list(first.get("diff") or []) + list(second.get("diff") or [])
+    diffs = as_diffs(first.get("diff")) + as_diffs(second.get("diff"))
+    if diffs:
+        merged["diff"] = diffs
     for key in ("work_pending", "restarts_due"):  # the first run's word to the second, not the task's result
         merged.pop(key, None)
     return merged
+
+
+def as_diffs(diff: Any) -> List[Dict[str, Any]]:
+    """A module's ``diff`` as a list: Ansible takes one dict or a list of them (list() of a dict would be its keys)."""
+    if not diff:
+        return []
+    return [diff] if isinstance(diff, dict) else list(diff)
 
 
 def masked(result: Dict[str, Any]) -> Dict[str, Any]:

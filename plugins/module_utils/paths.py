@@ -359,6 +359,13 @@ def ensure(directories: List[Dict[str, Any]], absent: List[str], files: Optional
     return out
 
 
+def own_diff(out: Dict[str, Any], staged: Optional[Dict[str, str]]) -> Dict[str, List[Dict[str, str]]]:
+    """The paths' part of a module's result ``diff`` (a list, to which a module adds its own work's diffs): ``ensure``'s
+    diff, or none in the second run, which gets the sent files (``staged``) that the first run's diff already showed as
+    they will be. Empty (no ``diff`` key) when nothing changed or no diff was asked for."""
+    return {"diff": [out["diff"]]} if "diff" in out and not staged else {}
+
+
 def in_place(out: Dict[str, Any], check: bool = False) -> bool:
     """Whether every file of ``ensure``'s result ``out`` holds its content now: nothing left to send and (check mode,
     where nothing was written) no file to be created or rewritten. A wrong owner, group or mode alone does not count:

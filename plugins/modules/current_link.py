@@ -31,6 +31,7 @@ from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable im
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ARGUMENT_SPEC as PATHS_SPEC
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import PathsError
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ensure as ensure_paths
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import own_diff
 
 DOCUMENTATION = r"""
 ---
@@ -341,7 +342,7 @@ def run(params: Dict[str, Any], check: bool = False, want_diff: bool = False) ->
     the second run, which leaves the sent files' diff to the first."""
     staged = dict(params.get("staged") or {})
     paths = ensure_paths(list(params.get("directories") or []), [], list(params.get("files") or []), staged, check, want_diff)
-    diff = {"diff": paths["diff"]} if "diff" in paths and not staged else {}
+    diff = own_diff(paths, staged)
     if paths["transfer"] and not check:
         return dict(paths, work_pending=True, **diff)
     directory = os.path.join(params["path"], params["version"])

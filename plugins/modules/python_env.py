@@ -39,6 +39,7 @@ from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable im
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ARGUMENT_SPEC as PATHS_SPEC
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import PathsError
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ensure as ensure_paths
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import own_diff
 
 DOCUMENTATION = r"""
 ---
@@ -430,7 +431,7 @@ def run(params: Dict[str, Any], check: bool = False, want_diff: bool = False) ->
     cannot be carried out."""
     staged = dict(params.get("staged") or {})
     paths = ensure_paths(list(params.get("directories") or []), [], list(params.get("files") or []), staged, check, want_diff)
-    diff = {"diff": paths["diff"]} if "diff" in paths and not staged else {}
+    diff = own_diff(paths, staged)
     if paths["transfer"] and not check:
         return dict(paths, built=False, receipt_changed=False, work_pending=True, **diff)
     env = ensure(params["link"], params["store"], params["python"], params["system_site_packages"], params["layers"],

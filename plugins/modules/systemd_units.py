@@ -37,6 +37,7 @@ from ansible_collections.pivoice.voice_appliance.plugins.module_utils.durable im
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ARGUMENT_SPEC as PATHS_SPEC
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import PathsError
 from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import ensure as ensure_paths
+from ansible_collections.pivoice.voice_appliance.plugins.module_utils.paths import own_diff
 
 DOCUMENTATION = r"""
 ---
@@ -360,7 +361,7 @@ def run(params: Dict[str, Any], check: bool = False, want_diff: bool = False, ru
     staged = dict(params.get("staged") or {})
     paths = ensure_paths(list(params.get("directories") or []), list(params.get("absent") or []),
                          list(params.get("files") or []), staged, check, want_diff)
-    diffs = [paths["diff"]] if "diff" in paths and not staged else []
+    diffs = own_diff(paths, staged).get("diff", [])
     restarted = list(params.get("restarted") or []) + restarts_due(params.get("restart_on") or {}, paths["changes"])
     if paths["transfer"] and not check:
         # The second run is told which restarts this run's changes call for (it sees only the sent files).
