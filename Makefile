@@ -30,9 +30,10 @@ lint:
 syntax:
 	for playbook in site.yml playbooks/*.yml; do ansible-playbook --syntax-check -i inventory/pis.ini.example $$playbook || exit 1; done
 
-# pytest exits 5 when it collected nothing; that is not a failure of this suite's checks.
+# pytest exits 5 when it collected nothing; that is not a failure of this suite's checks. One worker per core
+# (pytest-xdist), each test file whole on one worker, so a file's shared fixtures are made once.
 pytest:
-	pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
+	pytest -n auto --dist loadfile; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
 molecule: molecule-default molecule-pull molecule-fleet molecule-arm64 molecule-armhf
 

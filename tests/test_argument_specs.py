@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 import yaml
+from task_tree import role_includes
 
 REPO = Path(__file__).resolve().parent.parent
 ROLES = REPO / "roles"
@@ -334,16 +335,6 @@ def test_role_entry_point_refuses_a_wrong_type(role_outcomes: Dict[str, Dict[str
     assert name in stop["msg"], stop["msg"]
 
 
-def _role_includes(tasks: List[Dict[str, Any]]) -> Iterator[Dict[str, Any]]:
-    """Every include_role/import_role of a task list, blocks, rescues and always included."""
-    for task in tasks or []:
-        for key in ("block", "rescue", "always"):
-            yield from _role_includes(task.get(key) or [])
-        for action in ("ansible.builtin.include_role", "ansible.builtin.import_role", "include_role", "import_role"):
-            if action in task:
-                yield task[action]
-
-
 def test_an_include_skips_ansibles_argument_check_only_where_the_probe_checked_every_variable_first() -> None:
     # rolespec_validate: false saves a task execution per include and Pi: only sound in a playbook whose first play
     # is probe.yml (its strict check of every entry point's variables), never in a role, whose includer may be a
@@ -352,12 +343,12 @@ def test_an_include_skips_ansibles_argument_check_only_where_the_probe_checked_e
     for playbook in sorted((REPO / "playbooks").glob("*.yml")):
         plays = yaml.safe_load(playbook.read_text()) or []
         includes = [include for play in plays for section in ("pre_tasks", "tasks", "post_tasks")
-                    for include in _role_includes(play.get(section) or [])]
+                    for include in role_includes(play.get(section) or [])]
         if any(include.get("rolespec_validate") is False for include in includes):
             skipping[playbook.name] = plays[0].get("ansible.builtin.import_playbook")
     assert skipping == {name: "probe.yml" for name in ("appliance.yml", "rollback.yml", "rollout.yml", "stage.yml", "verify.yml")}
     for tasks_file in sorted(ROLES.glob("*/tasks/*.yml")):
-        for include in _role_includes(yaml.safe_load(tasks_file.read_text()) or []):
+        for include in role_includes(yaml.safe_load(tasks_file.read_text()) or []):
             assert include.get("rolespec_validate", True) is not False, "{}: a role's include keeps Ansible's check".format(tasks_file)
 
 

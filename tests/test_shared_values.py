@@ -19,6 +19,7 @@ from typing import Any, Dict, List
 import pytest
 import yaml
 from ansible_collections.pivoice.voice_appliance.plugins.filter.shared_values import shared_value_errors
+from task_tree import task_file
 from test_probe import _ansible_playbook
 
 REPO = Path(__file__).resolve().parent.parent
@@ -173,17 +174,6 @@ def test_shared_value_errors_report_every_problem_at_once() -> None:
         "Rename them in your inventory or group_vars and run again; nothing was changed.")
 
 
-def _tasks(path: Path) -> List[Dict[str, Any]]:
-    """Every task of a task file, blocks unfolded."""
-    found: List[Dict[str, Any]] = []
-    pending = list(yaml.safe_load(path.read_text()) or [])
-    while pending:
-        task = pending.pop(0)
-        pending[:0] = task.get("block", []) + task.get("rescue", []) + task.get("always", [])
-        found.append(task)
-    return found
-
-
 def test_every_unit_is_installed_the_one_way() -> None:
     """Every systemd unit a role writes goes through the module systemd_units (verified under its real name,
     written atomically, systemd reloaded once): no template task writes a unit, every unit's template exists in
@@ -191,7 +181,7 @@ def test_every_unit_is_installed_the_one_way() -> None:
     units = []
     for path in sorted(ROLES.glob("*/tasks/*.yml")):
         role = path.parent.parent
-        for task in _tasks(path):
+        for task in task_file(path):
             args = task.get("ansible.builtin.template") or task.get("ansible.builtin.copy") or {}
             dest = str(args.get("dest", ""))
             assert not dest.startswith("/etc/systemd/system/"), (path, task["name"])

@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import zipfile
 from types import ModuleType
 from typing import Any, Dict, List, Optional
@@ -129,9 +130,10 @@ def extract_library(wheel_path: str) -> str:
         os.makedirs(directory, exist_ok=True)
         with zipfile.ZipFile(wheel_path) as archive:
             data = archive.read("deepspeech/lib/libdeepspeech.so")
-        partial = target + ".part"
-        with open(partial, "wb") as handle:
-            handle.write(data)
+        # A name of its own per writer (pytest's workers extract at once), renamed into place whole.
+        handle, partial = tempfile.mkstemp(dir=directory, prefix=".libdeepspeech.so.")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
         os.chmod(partial, 0o755)
         os.replace(partial, target)
     return target

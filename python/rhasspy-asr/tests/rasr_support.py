@@ -9,6 +9,7 @@ the official wheel's sha256, the deepspeech-compat and voice-appliance sources, 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import io
@@ -136,8 +137,17 @@ def _step(command: Sequence[str], log: Path, what: str) -> None:
 def ensure_venv(python: str) -> Venv:
     """Build the patched wheels and install them with the compat deepspeech into a cached venv."""
     root = cache_dir() / ("rhasspy-asr-" + venv_key(python))
-    if (root / ".complete").is_file():
-        return Venv(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # One builder at a time (pytest's workers, two test runs): the others wait, then find the venv complete.
+    with open(str(root) + ".lock", "w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if not (root / ".complete").is_file():
+            _build_venv(root, python)
+    return Venv(root)
+
+
+def _build_venv(root: Path, python: str) -> None:
+    """The venv at ``root`` made anew: the patched wheels built and installed with the compat deepspeech."""
     build = load_build()
     shutil.rmtree(str(root), ignore_errors=True)
     root.mkdir(parents=True)
@@ -158,7 +168,6 @@ def ensure_venv(python: str) -> Venv:
     _step(pip + ["install", "-q", "--find-links", str(venv.wheels), "-r", str(PROJECT / "requirements.txt"),
                  "numpy"], log, "installing requirements.txt")
     (root / ".complete").write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"), encoding="utf-8")
-    return venv
 
 
 # --- fixture model ---------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -102,10 +103,18 @@ def ensure_kenlm(jobs: int = 2, cache: Optional[Path] = None) -> Path:
     entry = sdist_entry()
     out = build_dir_for(entry, cache)
     bindir = out / "bin"
-    if all((bindir / tool).is_file() for tool in TOOLS):
-        return bindir
-    sdist = fetch_sdist(entry, cache)
     cache.mkdir(parents=True, exist_ok=True)
+    # One builder at a time (pytest's workers, two test runs): the others wait, then find the tools built.
+    with open(str(out) + ".lock", "w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if not all((bindir / tool).is_file() for tool in TOOLS):
+            _build(entry, cache, out, jobs)
+    return bindir
+
+
+def _build(entry: Dict[str, Any], cache: Path, out: Path, jobs: int) -> None:
+    """Build the tools from the sdist in a work directory of the cache, then rename them into place as ``out``."""
+    sdist = fetch_sdist(entry, cache)
     work = Path(tempfile.mkdtemp(dir=str(cache), prefix=".kenlm-build-"))
     try:
         with tarfile.open(str(sdist)) as tar:
@@ -128,7 +137,6 @@ def ensure_kenlm(jobs: int = 2, cache: Optional[Path] = None) -> Path:
         os.replace(str(work / "out"), str(out))
     finally:
         shutil.rmtree(str(work), ignore_errors=True)
-    return bindir
 
 
 if __name__ == "__main__":
